@@ -1,0 +1,6 @@
+// CSpeexDSP: the speexdsp resampler for Swift. Nothing is missing from its API.
+#ifndef CSPEEXDSP_SHIM_H
+#define CSPEEXDSP_SHIM_H
+#include <speex/speex_resampler.h>
+
+#endif

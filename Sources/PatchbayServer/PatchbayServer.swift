@@ -1,0 +1,1 @@
+// PatchbayServer: the composition root: config, wiring, routes, lifecycle, logging and metrics bootstrap.

@@ -1,0 +1,2 @@
+// Signing: HMAC, SHA and base64 over OpenSSL. The only importer of COpenSSL.
+internal import COpenSSL
