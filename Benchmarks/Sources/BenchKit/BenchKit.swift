@@ -1,0 +1,1 @@
+// BenchKit: timing, percentiles, allocation counts.

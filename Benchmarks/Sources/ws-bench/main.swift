@@ -1,0 +1,1 @@
+// Placeholder until the WebSocket benchmark lands.
