@@ -1,6 +1,87 @@
+// The `patchbay` executable: parses the command line and hands over to PatchbayServer. Kept trivial on purpose:
+// no C glue and no global state here (shared/notes/c-interop.md: main.swift closures escape strict checking).
 import ArgumentParser
+import PatchbayServer
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Patchbay: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "patchbay", abstract: "Real-time voice and messaging gateway.")
+    static let configuration = CommandConfiguration(
+        commandName: "patchbay",
+        abstract: "Real-time voice and messaging gateway: Twilio Media Streams <-> ElevenLabs, chat webhooks, Pusher events.",
+        discussion: """
+        Configuration comes from an optional JSON file (--config or PATCHBAY_CONFIG) and the environment, which
+        overrides it. With neither, `patchbay serve` runs one default tenant from the environment on port 8080.
+        Run `patchbay config check` to see what a configuration resolves to, with secrets redacted.
+        """,
+        version: PatchbayVersion.current,
+        subcommands: [ConfigCommand.self, Version.self]
+    )
+}
+
+/// Options every command that reads configuration shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("JSON config file (tenants, numbers, agents, apps). Overrides PATCHBAY_CONFIG.", valueName: "file"))
+    var config: String?
+
+    /// Loads the configuration or exits with code 2 and a message naming the bad key.
+    func load() throws -> PatchbayConfig {
+        do {
+            return try ConfigLoader.load(filePath: config, environment: currentEnvironment())
+        } catch {
+            printError("patchbay: configuration error: \(error.description)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+func currentEnvironment() -> [String: String] {
+    var env: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return env
+}
+
+func printError(_ message: String) {
+    var line = Array(message.utf8)
+    line.append(0x0A)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print Patchbay's version and the versions of the C libraries it runs on.")
+
+    func run() {
+        print("patchbay \(PatchbayVersion.current)")
+        for (name, version) in LibraryVersions.all() { print("  \(name) \(version)") }
+    }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Inspect configuration.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the configuration (file + environment) and print what it resolves to, secrets redacted.",
+            discussion: "Exit code 0 when the configuration is usable, 2 with a message naming the bad key when it is not."
+        )
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let config = try options.load()
+            print("configuration OK")
+            for line in config.summaryLines() { print("  \(line)") }
+            for w in config.warnings() { print("warning: \(w)") }
+        }
+    }
 }

@@ -1,1 +1,0 @@
-// PatchbayServer: the composition root: config, wiring, routes, lifecycle, logging and metrics bootstrap.
