@@ -38,6 +38,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxWebSocketMessageBytes: Int = 64 << 10
     /// How long a graceful shutdown may take before remaining connections are dropped (`PATCHBAY_SHUTDOWN_TIMEOUT`, seconds).
     public var shutdownTimeoutSeconds: Double = 10
+    /// Serve `WS /diagnostics/echo`, which echoes every message (`PATCHBAY_DIAGNOSTIC_ECHO`, off by default): for
+    /// load testers measuring the gateway's own WebSocket path, and for the round-trip benchmark.
+    public var diagnosticEcho: Bool = false
     /// Optional TLS on the listener (`PATCHBAY_TLS_CERT`, `PATCHBAY_TLS_KEY`, PEM files).
     public var tlsCertificatePath: String?
     /// Private key for `tlsCertificatePath`.

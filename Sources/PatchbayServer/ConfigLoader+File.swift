@@ -91,13 +91,17 @@ extension ConfigLoader {
 
         var server = ServerSettings()
         if let s = try root.object("server") {
-            try s.allowOnly(["host", "port", "loops", "max_body_bytes", "max_ws_message_bytes", "shutdown_timeout_seconds", "tls_cert", "tls_key"])
+            try s.allowOnly(["host", "port", "loops", "max_body_bytes", "max_ws_message_bytes", "shutdown_timeout_seconds", "tls_cert", "tls_key", "diagnostic_echo"])
             if let v = try s.string("host") { server.host = v }
             if let v = try s.int("port", in: 0...65535) { server.port = v }
             if let v = try s.int("loops", in: 1...256) { server.loops = v }
             if let v = try s.int("max_body_bytes", in: 1024...(256 << 20)) { server.maxBodyBytes = v }
             if let v = try s.int("max_ws_message_bytes", in: 1024...(16 << 20)) { server.maxWebSocketMessageBytes = v }
             if let v = try s.double("shutdown_timeout_seconds", in: 0...3600) { server.shutdownTimeoutSeconds = v }
+            if let raw = s.object["diagnostic_echo"] {
+                guard let b = raw as? Bool else { throw ConfigError(key: s.child("diagnostic_echo"), "must be true or false") }
+                server.diagnosticEcho = b
+            }
             server.tlsCertificatePath = try s.string("tls_cert")
             server.tlsKeyPath = try s.string("tls_key")
         }

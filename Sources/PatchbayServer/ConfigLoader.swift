@@ -23,6 +23,7 @@ public enum ConfigLoader {
         ("PATCHBAY_MAX_BODY_BYTES", "largest request body accepted (default 1048576); larger gets 413"),
         ("PATCHBAY_WS_MAX_MESSAGE_BYTES", "largest WebSocket message accepted (default 65536); larger closes 1009"),
         ("PATCHBAY_SHUTDOWN_TIMEOUT", "seconds a graceful shutdown may take (default 10)"),
+        ("PATCHBAY_DIAGNOSTIC_ECHO", "true to serve WS /diagnostics/echo, an echo socket for load tests (default false)"),
         ("PATCHBAY_TLS_CERT", "PEM certificate chain: serve https/wss directly (optional)"),
         ("PATCHBAY_TLS_KEY", "PEM private key for PATCHBAY_TLS_CERT"),
         ("PATCHBAY_PUSHER_APP_ID", "default tenant's Pusher app id"),
@@ -85,6 +86,13 @@ public enum ConfigLoader {
                 throw ConfigError(key: "PATCHBAY_SHUTDOWN_TIMEOUT", "must be a number of seconds from 0 to 3600, got \"\(v)\"")
             }
             config.server.shutdownTimeoutSeconds = s
+        }
+        if let v = env["PATCHBAY_DIAGNOSTIC_ECHO"] {
+            switch v.lowercased() {
+            case "1", "true", "yes", "on": config.server.diagnosticEcho = true
+            case "0", "false", "no", "off": config.server.diagnosticEcho = false
+            default: throw ConfigError(key: "PATCHBAY_DIAGNOSTIC_ECHO", "must be true or false, got \"\(v)\"")
+            }
         }
         if let v = env["PATCHBAY_TLS_CERT"] { config.server.tlsCertificatePath = v }
         if let v = env["PATCHBAY_TLS_KEY"] { config.server.tlsKeyPath = v }

@@ -7,7 +7,7 @@ extension PatchbayConfig {
         func plain(_ s: String?) -> String { s ?? "(not set)" }
         var lines = [
             "listen: \(server.host):\(server.port) with \(server.loops) event loop(s)\(server.tlsCertificatePath != nil ? ", TLS" : "")",
-            "max body: \(server.maxBodyBytes) bytes; max WebSocket message: \(server.maxWebSocketMessageBytes) bytes",
+            "max body: \(server.maxBodyBytes) bytes; max WebSocket message: \(server.maxWebSocketMessageBytes) bytes; diagnostic echo: \(server.diagnosticEcho ? "on" : "off")",
             "data dir: \(dataDirectory)",
             "public URL: \(plain(publicURL))",
             "API keys: \(apiKeys.count)",

@@ -3,6 +3,7 @@
 // from different threads never interleave.
 import Foundation
 import Logging
+import Transport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,20 +63,20 @@ public struct PatchbayLogHandler: LogHandler {
     /// `{"ts":"...","level":"info","logger":"patchbay.transport","msg":"listening","port":"8080"}`
     static func jsonLine(level: Logger.Level, message: String, label: String, metadata: Logger.Metadata,
                          source: String, file: String, line: UInt) -> String {
-        var s = "{\"ts\":\"\(timestamp())\",\"level\":\"\(level.rawValue)\",\"logger\":\(JSONText.quote(label)),\"msg\":\(JSONText.quote(message))"
+        var s = "{\"ts\":\"\(timestamp())\",\"level\":\"\(level.rawValue)\",\"logger\":\(JSONString.quote(label)),\"msg\":\(JSONString.quote(message))"
         for key in metadata.keys.sorted() where !["ts", "level", "logger", "msg"].contains(key) {
-            s += ",\(JSONText.quote(key)):\(json(metadata[key]!))"
+            s += ",\(JSONString.quote(key)):\(json(metadata[key]!))"
         }
-        if level >= .warning { s += ",\"source\":\(JSONText.quote("\(source)/\((file as NSString).lastPathComponent):\(line)"))" }
+        if level >= .warning { s += ",\"source\":\(JSONString.quote("\(source)/\((file as NSString).lastPathComponent):\(line)"))" }
         return s + "}"
     }
 
     static func json(_ value: Logger.MetadataValue) -> String {
         switch value {
-        case .string(let s): return JSONText.quote(s)
-        case .stringConvertible(let c): return JSONText.quote(c.description)
+        case .string(let s): return JSONString.quote(s)
+        case .stringConvertible(let c): return JSONString.quote(c.description)
         case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .dictionary(let d): return "{" + d.keys.sorted().map { "\(JSONText.quote($0)):\(json(d[$0]!))" }.joined(separator: ",") + "}"
+        case .dictionary(let d): return "{" + d.keys.sorted().map { "\(JSONString.quote($0)):\(json(d[$0]!))" }.joined(separator: ",") + "}"
         }
     }
 

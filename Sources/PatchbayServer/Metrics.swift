@@ -63,7 +63,8 @@ public final class PatchbayMetrics: Sendable {
             buffer.removeAll(keepingCapacity: true)
             registry.emit(into: &buffer)
             for e in extra {
-                buffer.append(contentsOf: Array("# HELP \(e.name) \(e.help)\n# TYPE \(e.name) gauge\n\(e.name) \(formatValue(e.value))\n".utf8))
+                let type = e.name.hasSuffix("_total") ? "counter" : "gauge"
+                buffer.append(contentsOf: Array("# HELP \(e.name) \(e.help)\n# TYPE \(e.name) \(type)\n\(e.name) \(formatValue(e.value))\n".utf8))
             }
             return buffer
         }

@@ -217,7 +217,8 @@ extension EventLoop {
                                  headers: ["allow": list]).response)
         case .webSocket:
             respond(p, HTTPError(426, code: "upgrade_required", message: "this path takes WebSocket connections").response)
-        case .handler(let handler, _, let parameters):
+        case .handler(let handler, let template, let parameters):
+            p.routeTemplate = template
             let request = HTTPRequest(method: method, path: p.path, query: p.query, headers: p.headers, body: p.body,
                                       pathParameters: parameters, remoteAddress: p.remoteAddress)
             switch handler {
@@ -268,6 +269,7 @@ extension EventLoop {
         p.response = nil
         let srv = server.takeUnretainedValue()
         srv.countAnswer(status: response.status)
+        responseObserver?(p.routeTemplate, p.method?.rawValue ?? "OTHER", response.status)
         let body = p.headOnly ? [] : response.body
         let headerBudget = 512 + response.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
         let start = sendBuffer.payload(count: headerBudget + body.count).assumingMemoryBound(to: UInt8.self)

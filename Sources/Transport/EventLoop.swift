@@ -42,6 +42,7 @@ public final class EventLoop: @unchecked Sendable {
     var nextPeerID: UInt64 = 1
     var draining = false
     let sendBuffer: SendBuffer
+    lazy var responseObserver: (@Sendable (String, String, Int) -> Void)? = router.responseObserver
     private var timerHeap = TimerHeap()
     private var timerActions: [UInt64: () -> Void] = [:]
     private var nextTimerID: UInt64 = 1

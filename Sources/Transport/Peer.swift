@@ -8,6 +8,7 @@ final class Peer {
 
     // HTTP request in progress.
     var method: HTTPMethod?
+    var routeTemplate = "unmatched"
     var path = ""
     var query = ""
     var headers = HTTPHeaders()
@@ -35,6 +36,7 @@ final class Peer {
 
     func resetRequest() {
         method = nil
+        routeTemplate = "unmatched"
         path = ""
         query = ""
         headers = HTTPHeaders()

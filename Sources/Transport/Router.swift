@@ -68,6 +68,15 @@ public final class Router: Sendable {
         state.withLock { _ = $0.headers.insert(name.lowercased()) }
     }
 
+    /// Registers a function told about every answered request: route template (`"unmatched"` when no route
+    /// matched), method and status. It runs on the loop thread: keep it to a counter increment.
+    public func observeResponses(_ observer: @escaping @Sendable (_ route: String, _ method: String, _ status: Int) -> Void) {
+        observerBox.withLock { $0 = observer }
+    }
+
+    var responseObserver: (@Sendable (String, String, Int) -> Void)? { observerBox.withLock { $0 } }
+    private let observerBox = Mutex<(@Sendable (String, String, Int) -> Void)?>(nil)
+
     /// The non-standard header names to capture.
     public var capturedHeaders: Set<String> { state.withLock { $0.headers } }
 

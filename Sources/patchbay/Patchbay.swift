@@ -1,13 +1,14 @@
 // The `patchbay` executable: parses the command line and hands over to PatchbayServer. Kept trivial on purpose:
 // no C glue and no global state here (shared/notes/c-interop.md: main.swift closures escape strict checking).
 import ArgumentParser
+import Logging
 import PatchbayServer
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @main
-struct Patchbay: ParsableCommand {
+struct Patchbay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patchbay",
         abstract: "Real-time voice and messaging gateway: Twilio Media Streams <-> ElevenLabs, chat webhooks, Pusher events.",
@@ -17,7 +18,7 @@ struct Patchbay: ParsableCommand {
         Run `patchbay config check` to see what a configuration resolves to, with secrets redacted.
         """,
         version: PatchbayVersion.current,
-        subcommands: [ConfigCommand.self, Version.self]
+        subcommands: [Serve.self, ConfigCommand.self, Version.self]
     )
 }
 
@@ -52,6 +53,36 @@ func printError(_ message: String) {
     var line = Array(message.utf8)
     line.append(0x0A)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway until SIGTERM or SIGINT, then shut down gracefully.",
+        discussion: """
+        Serves HTTP and WebSocket on one port (PATCHBAY_PORT, default 8080) with one event loop per core.
+        On SIGTERM / SIGINT: /readyz turns 503, listening stops, WebSockets close with 1001, in-flight requests
+        finish (up to PATCHBAY_SHUTDOWN_TIMEOUT seconds), then the process exits 0.
+        Exit codes: 0 after a graceful shutdown, 1 when the port or data directory cannot be used, 2 for a bad configuration.
+        """
+    )
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        PatchbayLogging.bootstrap(config.log)
+        let metrics = PatchbayMetrics()
+        metrics.bootstrapGlobal()
+        let logger = Logger(label: "patchbay")
+        for warning in config.warnings() { logger.warning("configuration", metadata: ["config.warning": "\(warning)"]) }
+        let app = Application(config: config, logger: logger, metrics: metrics)
+        do {
+            try app.start()
+        } catch {
+            printError("patchbay: cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        await app.runUntilSignalled()
+    }
 }
 
 struct Version: ParsableCommand {

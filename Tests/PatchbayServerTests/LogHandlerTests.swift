@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import PatchbayServer
+import Transport
 
 @Suite("Log output")
 struct LogHandlerTests {
@@ -26,10 +27,10 @@ struct LogHandlerTests {
         #expect(line.hasSuffix(" info patchbay: listening loops=2 port=8080"))
     }
 
-    @Test("JSON quoting escapes quotes, backslashes and control characters", arguments: [
+    @Test("JSON quoting (shared with Transport) escapes quotes, backslashes and control characters", arguments: [
         ("plain", "\"plain\""), ("a\"b", "\"a\\\"b\""), ("a\\b", "\"a\\\\b\""), ("\u{01}", "\"\\u0001\""), ("ñ", "\"ñ\""),
     ])
     func quoting(_ pair: (String, String)) {
-        #expect(JSONText.quote(pair.0) == pair.1)
+        #expect(JSONString.quote(pair.0) == pair.1)
     }
 }

@@ -1,0 +1,142 @@
+// The running gateway: builds the router from the configuration, starts the listener, answers the operational
+// endpoints, and shuts down gracefully (STYLE.md §10: stop accepting, close WebSockets with 1001, finish
+// in-flight HTTP, then stop the loops).
+import Foundation
+import Logging
+import Synchronization
+import Transport
+
+/// Patchbay's composition root: a validated configuration in, a serving gateway out.
+public final class Application: Sendable {
+    /// The resolved configuration.
+    public let config: PatchbayConfig
+    /// Metrics `/metrics` renders.
+    public let metrics: PatchbayMetrics
+    /// The HTTP + WebSocket server.
+    public let server: Server
+    let logger: Logger
+    let routes: Router
+    let lifecycle = Lifecycle()
+
+    /// The application's phase, shared with the readiness route.
+    final class Lifecycle: Sendable {
+        enum Phase: Int { case created, serving, draining, stopped }
+        let value = Atomic<Int>(Phase.created.rawValue)
+        var isServing: Bool { value.load(ordering: .relaxed) == Phase.serving.rawValue }
+        func set(_ p: Phase) { value.store(p.rawValue, ordering: .releasing) }
+        func transition(from a: Phase, to b: Phase) -> Bool {
+            value.compareExchange(expected: a.rawValue, desired: b.rawValue, ordering: .acquiringAndReleasing).exchanged
+        }
+    }
+
+    /// Builds the gateway and its routes; nothing listens until `start()`.
+    /// `extraRoutes` lets the executable (and tests) add routes before the router freezes.
+    public init(config: PatchbayConfig, logger: Logger, metrics: PatchbayMetrics = PatchbayMetrics(),
+                extraRoutes: (Router) -> Void = { _ in }) {
+        self.config = config
+        self.logger = logger
+        self.metrics = metrics
+        let router = Router()
+        self.routes = router
+        var settings = ServerConfiguration()
+        settings.host = config.server.host
+        settings.port = config.server.port
+        settings.loops = config.server.loops
+        settings.maxBodyBytes = config.server.maxBodyBytes
+        settings.maxWebSocketMessageBytes = config.server.maxWebSocketMessageBytes
+        settings.tlsCertificatePath = config.server.tlsCertificatePath
+        settings.tlsKeyPath = config.server.tlsKeyPath
+        self.server = Server(configuration: settings, router: router, logger: logger)
+        OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, isReady: { [lifecycle] in lifecycle.isServing })
+        router.observeResponses { route, method, status in metrics.countRequest(route: route, method: method, status: status) }
+        if config.server.diagnosticEcho {
+            router.webSocket("/diagnostics/echo") { _, _ in DiagnosticEcho() }
+        }
+        extraRoutes(router)
+    }
+
+    /// The bound port (after `start()`).
+    public var port: Int { server.port }
+
+    /// Creates the data directory and starts serving. Throws when the port or the data directory is unusable.
+    public func start() throws {
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        try server.start()
+        lifecycle.set(.serving)
+        logger.info("patchbay serving", metadata: ["version": "\(PatchbayVersion.current)", "port": "\(server.port)",
+                                                  "loops": "\(server.loops.count)", "tenants": "\(config.tenants.count)"])
+    }
+
+    /// Graceful shutdown: readiness fails at once, then the server drains (see `Server.shutdown`).
+    public func shutdown() async {
+        guard lifecycle.transition(from: .serving, to: .draining) else { return }
+        await server.shutdown(timeout: .milliseconds(Int64(config.server.shutdownTimeoutSeconds * 1000)))
+        lifecycle.set(.stopped)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully and returns.
+    public func runUntilSignalled() async {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        let sources = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        for await sig in stream {
+            logger.notice("shutdown requested", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
+            break
+        }
+        await shutdown()
+    }
+}
+
+/// `/healthz`, `/readyz`, `/metrics`.
+enum OperationalRoutes {
+    static func add(to router: Router, config: PatchbayConfig, metrics: PatchbayMetrics, server: Server,
+                    isReady: @escaping @Sendable () -> Bool) {
+        let started = Date()
+        router.on(.GET, "/healthz") { _ in
+            .json(200, "{\"status\":\"ok\",\"version\":\(JSONString.quote(PatchbayVersion.current)),\"uptime_seconds\":\(Int(Date().timeIntervalSince(started)))}")
+        }
+        let dataDirectory = config.dataDirectory
+        router.on(.GET, "/readyz") { _ in
+            guard isReady() else {
+                throw HTTPError(503, code: "not_ready", message: server.isDraining ? "shutting down" : "starting",
+                                headers: ["retry-after": "1"])
+            }
+            guard access(dataDirectory, W_OK) == 0 else {
+                throw HTTPError(503, code: "not_ready", message: "data directory \(dataDirectory) is not writable")
+            }
+            return .json(200, "{\"status\":\"ready\",\"checks\":{\"loops\":\"ok\",\"data_dir\":\"ok\"}}")
+        }
+        router.on(.GET, "/metrics") { _ in
+            var extra: [(name: String, help: String, value: Double)] = [
+                ("patchbay_transport_connections", "Open TCP connections (HTTP and WebSocket).", Double(server.openConnections.load(ordering: .relaxed))),
+                ("patchbay_transport_websockets", "Open WebSocket connections, server and client.", Double(server.openWebSockets.load(ordering: .relaxed))),
+                ("patchbay_http_in_flight_requests", "HTTP requests received and not yet answered.", Double(server.inFlightRequests.load(ordering: .relaxed))),
+                ("patchbay_transport_event_loops", "Event-loop threads serving the listener.", Double(server.loops.count)),
+            ]
+            for c in 2...5 {
+                extra.append(("patchbay_http_responses_\(c)xx_total", "HTTP responses with a \(c)xx status, routed or not.", Double(server.answeredRequests(statusClass: c))))
+            }
+            extra.append(("patchbay_websocket_dropped_messages_total", "WebSocket messages dropped because a peer's queue was full.",
+                          Double(server.droppedMessages.load(ordering: .relaxed))))
+            return HTTPResponse(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render(extra: extra))
+        }
+    }
+}
+
+/// `WS /diagnostics/echo`: sends every message back unchanged (PATCHBAY_DIAGNOSTIC_ECHO).
+final class DiagnosticEcho: WebSocketHandler {
+    func webSocketDidOpen(_ connection: WebSocketConnection) {}
+    func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
+        switch message.kind {
+        case .text: connection.send(textBytes: message.bytes)
+        case .binary: connection.send(binary: message.bytes)
+        }
+    }
+    func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {}
+}
