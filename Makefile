@@ -55,6 +55,7 @@ test: test-deps
 	PATCHBAY_TEST_PYTHON=$(CURDIR)/$(PYTHON) swift test --skip-build
 
 bench: deps
+	$(call apt_install,wrk util-linux curl)
 	$(MAKE) -C Benchmarks all
 
 clean:

@@ -5,8 +5,8 @@
 //   patchbay (executable)
 //   PatchbayServer                      composition root: config, routes, lifecycle, logging/metrics
 //   (MediaBridge | Messaging | EventPlane | Harness: later issues)
-//   Transport | HTTPClient | Signing    one wrapper per C library (lws, curl, OpenSSL)
-//   AudioCodecs                         Opus, speexdsp resampler, Ogg/Opus, WAV (the only importer of COpus/CSpeexDSP/COgg)
+//   Transport | HTTPClient              one wrapper per C library (lws, curl); Signing (OpenSSL) and AudioCodecs
+//                                       (Opus, speexdsp, Ogg) join with their issues
 //   AudioCore                           pure value types: formats, G.711, rings, jitter buffer; no C, no I/O, no clock
 //   C* system libraries                 found through pkg-config, each with a shim.h
 import PackageDescription
@@ -22,10 +22,8 @@ let package = Package(
     products: [
         .executable(name: "patchbay", targets: ["patchbay"]),
         .library(name: "AudioCore", targets: ["AudioCore"]),
-        .library(name: "AudioCodecs", targets: ["AudioCodecs"]),
         .library(name: "Transport", targets: ["Transport"]),
         .library(name: "HTTPClient", targets: ["HTTPClient"]),
-        .library(name: "Signing", targets: ["Signing"]),
         .library(name: "PatchbayServer", targets: ["PatchbayServer"]),
     ],
     dependencies: [
@@ -47,8 +45,8 @@ let package = Package(
         // Pure cores.
         .target(name: "AudioCore"),
 
-        // One wrapper per C library.
-        .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP", "COgg"]),
+        // One wrapper per C library. (AudioCodecs over COpus/CSpeexDSP/COgg and Signing over COpenSSL come with the
+        // audio-core and signature work; their C modules are declared above.)
         .target(name: "Transport", dependencies: [
             "CWebSockets",
             .product(name: "Logging", package: "swift-log"),
@@ -57,26 +55,23 @@ let package = Package(
             "CCurl",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Signing", dependencies: ["COpenSSL"]),
 
         // Composition root and executable.
         .target(name: "PatchbayServer", dependencies: [
-            "Transport", "HTTPClient", "Signing", "AudioCore", "AudioCodecs",
+            "Transport", "HTTPClient", "AudioCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "patchbay", dependencies: [
-            "PatchbayServer", "AudioCore", "AudioCodecs",
+            "PatchbayServer", "AudioCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Tests mirror targets.
         .testTarget(name: "AudioCoreTests", dependencies: ["AudioCore"]),
-        .testTarget(name: "AudioCodecsTests", dependencies: ["AudioCodecs", "AudioCore"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Signing"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"]),
-        .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "HTTPClient"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,9 +17,6 @@ let package = Package(
         .executableTarget(name: "audiocore-bench", dependencies: [
             "BenchKit", .product(name: "AudioCore", package: "patchbay"),
         ], path: "Sources/audiocore-bench"),
-        .executableTarget(name: "codecs-bench", dependencies: [
-            "BenchKit", .product(name: "AudioCore", package: "patchbay"), .product(name: "AudioCodecs", package: "patchbay"),
-        ], path: "Sources/codecs-bench"),
         .executableTarget(name: "ws-bench", dependencies: [
             "BenchKit", .product(name: "Transport", package: "patchbay"),
         ], path: "Sources/ws-bench"),

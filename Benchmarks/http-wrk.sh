@@ -9,7 +9,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 swift build -c release --product patchbay >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data=$(mktemp -d)
-PATCHBAY_PORT=$port PATCHBAY_LOOPS=1 PATCHBAY_HOST=127.0.0.1 PATCHBAY_DATA_DIR=$data PATCHBAY_LOG_LEVEL=warning \
+PATCHBAY_PORT=$port PATCHBAY_LOOPS=1 PATCHBAY_HOST=127.0.0.1 PATCHBAY_DATA_DIR=$data PATCHBAY_LOG_LEVEL=error \
   taskset -c 0 .build/release/patchbay serve & pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

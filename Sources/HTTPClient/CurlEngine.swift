@@ -1,6 +1,9 @@
 // The curl multi loop: one thread owns the multi handle and every easy handle; other threads only append to
 // its command queue and call curl_multi_wakeup (documented as safe from any thread).
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 internal import CCurl

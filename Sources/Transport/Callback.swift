@@ -1,6 +1,9 @@
 // The libwebsockets protocol callback: every event of every connection of a loop arrives here, on that loop's
 // thread, and is dispatched to the loop (HTTP) or to the connection's WebSocketConnection.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 internal import CWebSockets
 

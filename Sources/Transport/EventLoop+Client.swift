@@ -1,5 +1,8 @@
 // Outbound WebSocket connections (the agent leg), created on the loop that owns the call.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 internal import CWebSockets
 
 /// Carries a loop-owned value through a `@Sendable` closure that will run on that same loop.

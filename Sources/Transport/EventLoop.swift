@@ -1,5 +1,8 @@
 // EventLoop: one lws_context and the dedicated thread that services it. See Server.swift for the threading model.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 internal import CWebSockets

@@ -1,6 +1,10 @@
 // The listening socket each loop owns: SO_REUSEPORT so every loop binds the same port and the kernel balances
 // new connections across them (as nginx workers do).
 import Foundation
+internal import CWebSockets
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Listener {
     let fd: Int32
@@ -8,8 +12,10 @@ struct Listener {
 
     init(host: String, port: Int) throws {
         let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TransportError("socket() failed: \(String(cString: strerror(errno)))") }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -14,6 +14,9 @@
 //   LWS_CALLBACK_EVENT_WAIT_CANCELLED. `.async` HTTP handlers run on the Swift concurrency pool and hand their
 //   response back the same way. Blocking work (SQLite, curl, DNS) never runs on a loop thread.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 internal import CWebSockets
@@ -150,6 +153,12 @@ public final class Server: Sendable {
     }
 
     func countAnswer(status: Int) { answered.count(status) }
+
+    /// libwebsockets' version string (for `patchbay version`).
+    public static var libraryVersion: String { String(cString: lws_get_library_version()) }
+
+    /// The OpenSSL that libwebsockets (and libcurl) run on.
+    public static var tlsLibraryVersion: String { String(cString: OpenSSL_version(OPENSSL_VERSION)) }
 
     /// Requests answered with a status of class `n`xx (2...5), routed or not (404, 405, 413, 400 included).
     public func answeredRequests(statusClass n: Int) -> Int { answered.value(n) }

@@ -1,5 +1,8 @@
 // One WebSocket, server or client side. Loop-owned: use it only on `loop`'s thread.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 internal import CWebSockets
 

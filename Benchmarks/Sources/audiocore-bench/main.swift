@@ -1,11 +1,27 @@
-// Placeholder until the audio core benchmarks land: proves the harness counts allocations.
-import BenchKit
+// AudioCore micro-benchmarks: nanoseconds and heap allocations per 20 ms frame (release build, BenchKit).
+//   cd Benchmarks && swift build -c release --product audiocore-bench && .build/release/audiocore-bench
 import AudioCore
+import BenchKit
 
-var frame = [Int16](repeating: 1000, count: 160)
-var codes = [UInt8](repeating: 0, count: 160)
-let r = measure("mulaw encode 160 samples", iterations: 100_000) {
-    frame.withUnsafeBufferPointer { src in codes.withUnsafeMutableBufferPointer { dst in _ = MuLaw.encode(src, into: dst) } }
-}
-let a = measure("array append (allocates)", iterations: 10_000) { var x: [Int] = []; x.append(1); precondition(x.count == 1) }
-printTable([r, a], title: "harness check")
+let samples = 160 // 20 ms at 8 kHz
+var pcm = (0..<samples).map { Int16(truncatingIfNeeded: $0 &* 397 &- 30000) }
+var codes = [UInt8](repeating: 0, count: samples)
+var decoded = [Int16](repeating: 0, count: samples)
+var sink = 0
+
+let results = [
+    measure("mu-law encode, 160-sample frame", iterations: 200_000) {
+        pcm.withUnsafeBufferPointer { src in codes.withUnsafeMutableBufferPointer { dst in sink &+= MuLaw.encode(src, into: dst) } }
+    },
+    measure("mu-law decode, 160-sample frame", iterations: 200_000) {
+        codes.withUnsafeBufferPointer { src in decoded.withUnsafeMutableBufferPointer { dst in sink &+= MuLaw.decode(src, into: dst) } }
+    },
+    measure("A-law encode, 160-sample frame", iterations: 200_000) {
+        pcm.withUnsafeBufferPointer { src in codes.withUnsafeMutableBufferPointer { dst in sink &+= ALaw.encode(src, into: dst) } }
+    },
+    measure("A-law decode, 160-sample frame", iterations: 200_000) {
+        codes.withUnsafeBufferPointer { src in decoded.withUnsafeMutableBufferPointer { dst in sink &+= ALaw.decode(src, into: dst) } }
+    },
+]
+printTable(results, title: "AudioCore per-frame costs")
+if sink == 42 { print("") } // keep the work observable
