@@ -68,11 +68,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Tests mirror targets.
+        // Tests mirror targets; TestSupport holds what they share (Python peers, subprocesses, polling).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "AudioCoreTests", dependencies: ["AudioCore"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport"]),
-        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"]),
-        .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "HTTPClient"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"]),
+        .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,17 +1,15 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 import Transport
 @testable import PatchbayServer
 
 /// Helpers shared by the server-level tests.
 enum ServerSupport {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = repositoryRoot
 
-    static var python: String {
-        if let p = ProcessInfo.processInfo.environment["PATCHBAY_TEST_PYTHON"], FileManager.default.isExecutableFile(atPath: p) { return p }
-        return repoRoot.appendingPathComponent(".venv/bin/python").path
-    }
+    static var python: String { testPython }
 
     static func temporaryDirectory() -> String {
         let path = NSTemporaryDirectory() + "patchbay-data-\(UInt64.random(in: 0...UInt64.max))"
@@ -40,25 +38,11 @@ enum ServerSupport {
     }
 
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeoutSeconds: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { p.terminate(); p.waitUntilExit() }
-        return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        let r = try runProgram(executable, arguments, environment: environment, timeoutSeconds: timeoutSeconds)
+        return (r.status, r.stdout, r.stderr)
     }
 
-    static func freePort() throws -> Int {
-        let r = try run(python, ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
-        return Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-    }
+    static func freePort() throws -> Int { freeLoopbackPort() }
 }
 
 @Suite("Application: operational endpoints in-process", .serialized)

@@ -2,12 +2,11 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 @testable import Transport
 
 /// Test helpers: servers on 127.0.0.1 with ephemeral ports, a raw HTTP client, the venv's Python.
 enum Support {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     static var logger: Logger {
         var l = Logger(label: "test.transport")
         l.logLevel = .warning
@@ -69,42 +68,18 @@ enum Support {
         return String(response[r.upperBound...])
     }
 
-    static var python: String {
-        if let p = ProcessInfo.processInfo.environment["PATCHBAY_TEST_PYTHON"], FileManager.default.isExecutableFile(atPath: p) { return p }
-        let venv = repoRoot.appendingPathComponent(".venv/bin/python").path
-        return FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/env"
-    }
+    static var python: String { testPython }
 
-    /// Runs a program with a time limit; returns exit status and output.
     static func run(_ executable: String, _ arguments: [String], timeoutSeconds: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = executable == "/usr/bin/env" ? ["python3"] + arguments : arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { p.terminate(); p.waitUntilExit() }
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (p.terminationStatus, o, e)
+        let r = try runProgram(executable, arguments, timeoutSeconds: timeoutSeconds)
+        return (r.status, r.stdout, r.stderr)
     }
 
     static func python(_ script: String, _ args: [String], timeoutSeconds: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
-        try run(python, ["-c", script] + args, timeoutSeconds: timeoutSeconds)
+        try run(testPython, ["-c", script] + args, timeoutSeconds: timeoutSeconds)
     }
 
-    /// Polls `condition` every 5 ms for up to `seconds`.
-    static func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
+    static func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool { TestSupport.eventually(seconds: seconds, condition) }
 }
 
 /// A WebSocket handler that echoes every message back, for the tests.

@@ -125,3 +125,15 @@ struct WebSocketTests {
         }
     }
 }
+
+@Suite("Name resolution off the loop")
+struct ResolveTests {
+    @Test("localhost resolves, IPv4 first; IP literals are recognised; unknown names fail")
+    func resolve() {
+        #expect(EventLoop.resolve(host: "localhost", port: 80) == "127.0.0.1")
+        #expect(EventLoop.isIPLiteral("127.0.0.1"))
+        #expect(EventLoop.isIPLiteral("::1"))
+        #expect(!EventLoop.isIPLiteral("api.elevenlabs.io"))
+        #expect(EventLoop.resolve(host: "no-such-host.invalid", port: 80) == nil)
+    }
+}

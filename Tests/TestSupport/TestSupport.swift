@@ -1,0 +1,87 @@
+// Helpers every test target shares: the venv's Python (independent protocol peers), running a program with a
+// time limit, and polling for a condition. Test-only: no production target depends on this.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the repository is, from this file's path.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The Python interpreter with the test peers installed: `PATCHBAY_TEST_PYTHON` (set by `make test`), else the
+/// repository's `.venv`, else `python3` from the PATH.
+public var testPython: String {
+    if let p = ProcessInfo.processInfo.environment["PATCHBAY_TEST_PYTHON"], FileManager.default.isExecutableFile(atPath: p) { return p }
+    let venv = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+    if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+    return "/usr/bin/python3"
+}
+
+/// The output of a finished program.
+public struct RunResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `executable` with a time limit (killed past it) and returns its exit status and output.
+public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                       timeoutSeconds: Double = 30) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Read while it runs so a chatty program never blocks on a full pipe.
+    let outData = Mutexed(Data()), errData = Mutexed(Data())
+    let group = DispatchGroup()
+    for (pipe, sink) in [(out, outData), (err, errData)] {
+        DispatchQueue.global().async(group: group) { sink.set(pipe.fileHandleForReading.readDataToEndOfFile()) }
+    }
+    let deadline = Date().addingTimeInterval(timeoutSeconds)
+    while p.isRunning && Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+    group.wait()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData.get(), as: UTF8.self),
+                     stderr: String(decoding: errData.get(), as: UTF8.self))
+}
+
+/// Runs a Python snippet with the test interpreter.
+public func runPython(_ script: String, _ arguments: [String] = [], timeoutSeconds: Double = 30) throws -> RunResult {
+    try runProgram(testPython, ["-c", script] + arguments, timeoutSeconds: timeoutSeconds)
+}
+
+/// Polls `condition` every 5 ms for up to `seconds`; true as soon as it holds.
+public func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(5_000)
+    }
+    return condition()
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; fine for a test that starts a server on it at once).
+public func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// A value behind a lock, for results gathered on other threads.
+final class Mutexed<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func set(_ v: Value) { lock.lock(); value = v; lock.unlock() }
+    func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
+}
