@@ -5,6 +5,18 @@
 // Per frame the work is one table look-up a sample: a 256-entry decode table and a 16K (mu-law) or 8K (A-law)
 // entry encode table indexed by the top bits of the sample, built once on first use.
 
+/// Look-up tables for the G.711 codecs: allocated and filled once, then only read (so sharing them across
+/// threads is safe), never freed. Unsafe buffers rather than arrays so the per-frame loop is a plain indexed load.
+@usableFromInline
+enum G711Table {
+    @usableFromInline
+    static func make<T>(count: Int, _ entry: (Int) -> T) -> UnsafeBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
+        for i in 0..<count { buffer.initializeElement(at: i, to: entry(i)) }
+        return UnsafeBufferPointer(buffer)
+    }
+}
+
 /// G.711 mu-law (ITU-T G.711 §3, the North American and Japanese companding law; Twilio's audio).
 public enum MuLaw {
     /// The code for a zero sample (digital silence): 0xFF.
@@ -13,22 +25,21 @@ public enum MuLaw {
     /// Encodes one 16-bit sample (its 14 most significant bits, as G.711 and `audioop.lin2ulaw` do).
     @inlinable
     public static func encode(_ sample: Int16) -> UInt8 {
-        encodeTable.withUnsafeBufferPointer { $0[Int(UInt16(bitPattern: sample) >> 2)] }
+        encodeTable[Int(UInt16(bitPattern: sample) >> 2)]
     }
 
     /// Decodes one code to a 16-bit sample (as `audioop.ulaw2lin`).
     @inlinable
     public static func decode(_ code: UInt8) -> Int16 {
-        decodeTable.withUnsafeBufferPointer { $0[Int(code)] }
+        decodeTable[Int(code)]
     }
 
     /// Encodes `min(source.count, destination.count)` samples into `destination`; returns how many.
     @inlinable
     public static func encode(_ source: UnsafeBufferPointer<Int16>, into destination: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let n = min(source.count, destination.count)
-        encodeTable.withUnsafeBufferPointer { table in
-            for i in 0..<n { destination[i] = table[Int(UInt16(bitPattern: source[i]) >> 2)] }
-        }
+        let table = encodeTable
+        for i in 0..<n { destination[i] = table[Int(UInt16(bitPattern: source[i]) >> 2)] }
         return n
     }
 
@@ -36,9 +47,8 @@ public enum MuLaw {
     @inlinable
     public static func decode(_ source: UnsafeBufferPointer<UInt8>, into destination: UnsafeMutableBufferPointer<Int16>) -> Int {
         let n = min(source.count, destination.count)
-        decodeTable.withUnsafeBufferPointer { table in
-            for i in 0..<n { destination[i] = table[Int(source[i])] }
-        }
+        let table = decodeTable
+        for i in 0..<n { destination[i] = table[Int(source[i])] }
         return n
     }
 
@@ -73,15 +83,16 @@ public enum MuLaw {
         return Int16(truncatingIfNeeded: (u & 0x80) != 0 ? 0x84 - t : t - 0x84)
     }
 
+    /// 16K-entry encode table indexed by the sample's top 14 bits: built once, never freed, read-only.
     @usableFromInline
-    static let encodeTable: [UInt8] = (0..<16384).map { index in
+    nonisolated(unsafe) static let encodeTable = G711Table.make(count: 16384) { index in
         // index is the top 14 bits of the sample as an unsigned pattern; sign-extend it back.
-        let value = Int32(Int16(bitPattern: UInt16(index) << 2)) >> 2
-        return referenceEncode(linear14: value)
+        referenceEncode(linear14: Int32(Int16(bitPattern: UInt16(index) << 2)) >> 2)
     }
 
+    /// 256-entry decode table.
     @usableFromInline
-    static let decodeTable: [Int16] = (0..<256).map { referenceDecode(UInt8($0)) }
+    nonisolated(unsafe) static let decodeTable = G711Table.make(count: 256) { referenceDecode(UInt8($0)) }
 }
 
 /// G.711 A-law (ITU-T G.711 §2, the European companding law).
@@ -92,22 +103,21 @@ public enum ALaw {
     /// Encodes one 16-bit sample (its 13 most significant bits, as `audioop.lin2alaw`).
     @inlinable
     public static func encode(_ sample: Int16) -> UInt8 {
-        encodeTable.withUnsafeBufferPointer { $0[Int(UInt16(bitPattern: sample) >> 3)] }
+        encodeTable[Int(UInt16(bitPattern: sample) >> 3)]
     }
 
     /// Decodes one code to a 16-bit sample (as `audioop.alaw2lin`).
     @inlinable
     public static func decode(_ code: UInt8) -> Int16 {
-        decodeTable.withUnsafeBufferPointer { $0[Int(code)] }
+        decodeTable[Int(code)]
     }
 
     /// Encodes `min(source.count, destination.count)` samples into `destination`; returns how many.
     @inlinable
     public static func encode(_ source: UnsafeBufferPointer<Int16>, into destination: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let n = min(source.count, destination.count)
-        encodeTable.withUnsafeBufferPointer { table in
-            for i in 0..<n { destination[i] = table[Int(UInt16(bitPattern: source[i]) >> 3)] }
-        }
+        let table = encodeTable
+        for i in 0..<n { destination[i] = table[Int(UInt16(bitPattern: source[i]) >> 3)] }
         return n
     }
 
@@ -115,9 +125,8 @@ public enum ALaw {
     @inlinable
     public static func decode(_ source: UnsafeBufferPointer<UInt8>, into destination: UnsafeMutableBufferPointer<Int16>) -> Int {
         let n = min(source.count, destination.count)
-        decodeTable.withUnsafeBufferPointer { table in
-            for i in 0..<n { destination[i] = table[Int(source[i])] }
-        }
+        let table = decodeTable
+        for i in 0..<n { destination[i] = table[Int(source[i])] }
         return n
     }
 
@@ -155,12 +164,13 @@ public enum ALaw {
         return Int16(truncatingIfNeeded: (a & 0x80) != 0 ? t : -t)
     }
 
+    /// 8K-entry encode table indexed by the sample's top 13 bits: built once, never freed, read-only.
     @usableFromInline
-    static let encodeTable: [UInt8] = (0..<8192).map { index in
-        let value = Int32(Int16(bitPattern: UInt16(index) << 3)) >> 3
-        return referenceEncode(linear13: value)
+    nonisolated(unsafe) static let encodeTable = G711Table.make(count: 8192) { index in
+        referenceEncode(linear13: Int32(Int16(bitPattern: UInt16(index) << 3)) >> 3)
     }
 
+    /// 256-entry decode table.
     @usableFromInline
-    static let decodeTable: [Int16] = (0..<256).map { referenceDecode(UInt8($0)) }
+    nonisolated(unsafe) static let decodeTable = G711Table.make(count: 256) { referenceDecode(UInt8($0)) }
 }
