@@ -5,8 +5,8 @@
 //   patchbay (executable)
 //   PatchbayServer                      composition root: config, routes, lifecycle, logging/metrics
 //   (MediaBridge | Messaging | EventPlane | Harness: later issues)
-//   Transport | HTTPClient              one wrapper per C library (lws, curl); Signing (OpenSSL) and AudioCodecs
-//                                       (Opus, speexdsp, Ogg) join with their issues
+//   Transport | HTTPClient | AudioCodecs  one wrapper per C library (lws, curl, Opus + speexdsp); Signing (OpenSSL)
+//                                         and Store (SQLite) join with their issues
 //   AudioCore                           pure value types: formats, G.711, rings, jitter buffer; no C, no I/O, no clock
 //   C* system libraries                 found through pkg-config, each with a shim.h
 import PackageDescription
@@ -22,6 +22,7 @@ let package = Package(
     products: [
         .executable(name: "patchbay", targets: ["patchbay"]),
         .library(name: "AudioCore", targets: ["AudioCore"]),
+        .library(name: "AudioCodecs", targets: ["AudioCodecs"]),
         .library(name: "Transport", targets: ["Transport"]),
         .library(name: "HTTPClient", targets: ["HTTPClient"]),
         .library(name: "PatchbayServer", targets: ["PatchbayServer"]),
@@ -45,8 +46,9 @@ let package = Package(
         // Pure cores.
         .target(name: "AudioCore"),
 
-        // One wrapper per C library. (AudioCodecs over COpus/CSpeexDSP/COgg and Signing over COpenSSL come with the
-        // audio-core and signature work; their C modules are declared above.)
+        // One wrapper per C library. (Signing over COpenSSL, the Ogg/Opus part of AudioCodecs and Store over CSQLite3
+        // come with their issues; their C modules are declared above.)
+        .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP"]),
         .target(name: "Transport", dependencies: [
             "CWebSockets",
             .product(name: "Logging", package: "swift-log"),
@@ -71,6 +73,7 @@ let package = Package(
         // Tests mirror targets; TestSupport holds what they share (Python peers, subprocesses, polling).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "AudioCoreTests", dependencies: ["AudioCore"]),
+        .testTarget(name: "AudioCodecsTests", dependencies: ["AudioCodecs", "AudioCore", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"]),
         .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "TestSupport"]),

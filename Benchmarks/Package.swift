@@ -15,7 +15,7 @@ let package = Package(
         // Timing, percentiles and allocation counting shared by every benchmark executable.
         .target(name: "BenchKit", dependencies: ["CAllocCounter"], path: "Sources/BenchKit"),
         .executableTarget(name: "audiocore-bench", dependencies: [
-            "BenchKit", .product(name: "AudioCore", package: "patchbay"),
+            "BenchKit", .product(name: "AudioCore", package: "patchbay"), .product(name: "AudioCodecs", package: "patchbay"),
         ], path: "Sources/audiocore-bench"),
         .executableTarget(name: "ws-bench", dependencies: [
             "BenchKit", .product(name: "Transport", package: "patchbay"),

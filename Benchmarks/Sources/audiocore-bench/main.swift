@@ -2,8 +2,10 @@
 //   cd Benchmarks && swift build -c release --product audiocore-bench && .build/release/audiocore-bench
 // Buffers are allocated once, as a call's would be; they are `let` pointers so the timed closure pays no
 // exclusivity checks of its own, only the codec's work.
+import AudioCodecs
 import AudioCore
 import BenchKit
+import Foundation
 
 let samples = 160 // 20 ms at 8 kHz
 let pcm = UnsafeMutableBufferPointer<Int16>.allocate(capacity: samples)
@@ -21,5 +23,34 @@ let results = [
     measure("A-law encode, 160-sample frame", iterations: 200_000) { _ = ALaw.encode(source, into: codes) },
     measure("A-law decode, 160-sample frame", iterations: 200_000) { _ = ALaw.decode(codesIn, into: decoded) },
 ]
+// Resampling and Opus (AudioCodecs), 20 ms frames.
+let tone8k = UnsafeMutableBufferPointer<Int16>.allocate(capacity: 160)
+for i in 0..<160 { tone8k[i] = Int16(8000 * sin(Double(i) * 2 * Double.pi * 440 / 8000)) }
+let tone16k = UnsafeMutableBufferPointer<Int16>.allocate(capacity: 320)
+for i in 0..<320 { tone16k[i] = Int16(8000 * sin(Double(i) * 2 * Double.pi * 440 / 16000)) }
+let out16k = UnsafeMutableBufferPointer<Int16>.allocate(capacity: 400)
+let out8k = UnsafeMutableBufferPointer<Int16>.allocate(capacity: 200)
+let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: 1275, alignment: 8)
+var codecResults: [MicroResult] = []
+for quality in [3, 5] {
+    let up = try Resampler(inputRate: 8000, outputRate: 16000, quality: quality)
+    let down = try Resampler(inputRate: 16000, outputRate: 8000, quality: quality)
+    codecResults.append(measure("resample 8 -> 16 kHz, quality \(quality)", iterations: 100_000) { _ = up.process(UnsafeBufferPointer(tone8k), into: out16k) })
+    codecResults.append(measure("resample 16 -> 8 kHz, quality \(quality)", iterations: 100_000) { _ = down.process(UnsafeBufferPointer(tone16k), into: out8k) })
+}
+for complexity in [5, 10] {
+    var settings = OpusEncoderSettings(sampleRate: 16000)
+    settings.complexity = complexity
+    let encoder = try OpusEncoder(settings)
+    codecResults.append(measure("Opus encode 16 kHz 24 kbit/s, complexity \(complexity)", iterations: 5_000) { _ = encoder.encode(UnsafeBufferPointer(tone16k), into: packet) })
+}
+let encoder = try OpusEncoder(OpusEncoderSettings(sampleRate: 16000))
+let packetLength = encoder.encode(UnsafeBufferPointer(tone16k), into: packet) ?? 0
+let decoder = try OpusDecoder(sampleRate: 16000)
+let encoded = UnsafeRawBufferPointer(rebasing: packet[0..<packetLength])
+codecResults.append(measure("Opus decode 16 kHz", iterations: 20_000) { _ = decoder.decode(encoded, into: out16k.extracting(0..<320)) })
+codecResults.append(measure("Opus concealment (no packet) 16 kHz", iterations: 20_000) { _ = decoder.decode(nil, into: out16k.extracting(0..<320)) })
+
 printTable(results, title: "AudioCore per-frame costs")
+printTable(codecResults, title: "AudioCodecs per-frame costs")
 print("checksum \(decoded.reduce(0) { $0 &+ Int($1) } &+ codes.reduce(0) { $0 &+ Int($1) })") // keeps the work observable
