@@ -60,7 +60,7 @@ let package = Package(
 
         // Composition root and executable.
         .target(name: "PatchbayServer", dependencies: [
-            "Transport", "HTTPClient", "AudioCore",
+            "Transport", "HTTPClient", "AudioCore", "AudioCodecs",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,3 +1,4 @@
+import AudioCodecs
 import HTTPClient
 import Transport
 
@@ -5,6 +6,7 @@ import Transport
 public enum LibraryVersions {
     /// (library, version) pairs for `patchbay version` and the start-up log.
     public static func all() -> [(String, String)] {
-        [("libwebsockets", Server.libraryVersion), ("libcurl", HTTPClient.libraryVersion), ("openssl", Server.tlsLibraryVersion)]
+        [("libwebsockets", Server.libraryVersion), ("libcurl", HTTPClient.libraryVersion), ("openssl", Server.tlsLibraryVersion),
+         ("libopus", OpusDecoder.libraryVersion)]
     }
 }

@@ -74,9 +74,8 @@ extension EventLoop {
             server.takeUnretainedValue().countAnswer(status: 400)
             let error = HTTPError(400, code: "bad_request", message: "malformed HTTP request")
             let body = error.response.body
-            var head = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
+            let head = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
             let bytes = Array(head.utf8) + body
-            head = ""
             let dst = sendBuffer.payload(count: bytes.count)
             bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             _ = lws_write(wsi, dst.assumingMemoryBound(to: UInt8.self), bytes.count, LWS_WRITE_HTTP) // LWS_WRITE_RAW is a macro for LWS_WRITE_HTTP

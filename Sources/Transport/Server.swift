@@ -105,7 +105,7 @@ public final class Server: Sendable {
             throw TransportError("server already started")
         }
         router.freeze()
-        Logging_lws.install(logger: logger)
+        LibraryLog.install(logger: logger)
         var port = configuration.port
         Self.contextCreation.lock()
         defer { Self.contextCreation.unlock() }
@@ -190,7 +190,7 @@ final class StatusCounters: Sendable {
 }
 
 /// Routes lws's own log lines (warnings and errors only) into swift-log.
-enum Logging_lws {
+enum LibraryLog {
     private static let shared = Mutex<Logger?>(nil)
 
     static func install(logger: Logger) {
@@ -203,7 +203,7 @@ enum Logging_lws {
                 guard let line else { return }
                 var text = String(cString: line)
                 while text.last == "\n" { text.removeLast() }
-                Logging_lws.shared.withLock { logger in
+                LibraryLog.shared.withLock { logger in
                     if level & Int32(LLL_ERR) != 0 {
                         logger?.error("libwebsockets", metadata: ["lws.line": "\(text)"])
                     } else {

@@ -26,19 +26,26 @@ enum Support {
         return server
     }
 
-    /// Sends `request` bytes on a fresh TCP connection and reads until the server closes (or 5 s pass).
-    static func rawExchange(port: Int, _ request: [UInt8], readTimeoutSeconds: Int = 5) throws -> String {
+    /// A blocking TCP socket connected to 127.0.0.1:`port`, with a receive time-out. The caller closes it.
+    static func connectLoopback(port: Int, readTimeoutSeconds: Int = 5, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TransportError("socket failed") }
-        defer { close(fd) }
         var tv = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw TransportError("connect failed") }
+        guard rc == 0 else { close(fd); throw TransportError("connect failed") }
+        return fd
+    }
+
+    /// Sends `request` bytes on a fresh TCP connection and reads until the server closes (or 5 s pass).
+    static func rawExchange(port: Int, _ request: [UInt8], readTimeoutSeconds: Int = 5) throws -> String {
+        let fd = try connectLoopback(port: port, readTimeoutSeconds: readTimeoutSeconds)
+        defer { close(fd) }
         var sent = 0
         while sent < request.count {
             let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, request.count - sent, Int32(MSG_NOSIGNAL)) }
