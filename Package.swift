@@ -48,7 +48,7 @@ let package = Package(
 
         // One wrapper per C library. (Signing over COpenSSL, the Ogg/Opus part of AudioCodecs and Store over CSQLite3
         // come with their issues; their C modules are declared above.)
-        .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP"]),
+        .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP", "COgg"]),
         .target(name: "Transport", dependencies: [
             "CWebSockets",
             .product(name: "Logging", package: "swift-log"),
