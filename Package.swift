@@ -66,7 +66,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "patchbay", dependencies: [
-            "PatchbayServer", "AudioCore",
+            "PatchbayServer", "AudioCore", "AudioCodecs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

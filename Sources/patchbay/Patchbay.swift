@@ -1,6 +1,7 @@
 // The `patchbay` executable: parses the command line and hands over to PatchbayServer. Kept trivial on purpose:
 // no C glue and no global state here (shared/notes/c-interop.md: main.swift closures escape strict checking).
 import ArgumentParser
+import AudioCodecs
 import Logging
 import PatchbayServer
 #if canImport(Glibc)
@@ -18,7 +19,7 @@ struct Patchbay: AsyncParsableCommand {
         Run `patchbay config check` to see what a configuration resolves to, with secrets redacted.
         """,
         version: PatchbayVersion.current,
-        subcommands: [Serve.self, ConfigCommand.self, Version.self]
+        subcommands: [Serve.self, ConfigCommand.self, Transcode.self, Version.self]
     )
 }
 
@@ -113,6 +114,35 @@ struct ConfigCommand: ParsableCommand {
             print("configuration OK")
             for line in config.summaryLines() { print("  \(line)") }
             for w in config.warnings() { print("warning: \(w)") }
+        }
+    }
+}
+
+struct Transcode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert an audio file, format by extension: .wav, .ulaw/.alaw (raw 8 kHz), .ogg/.opus (Ogg/Opus).",
+        discussion: """
+        Turn a TTS WAV into a WhatsApp voice note:  patchbay transcode reply.wav reply.ogg --rate 16000
+        Prepare load-test fixtures:                 patchbay transcode greeting.wav greeting.ulaw
+        Exit codes: 0 on success, 1 for an unsupported, unreadable or corrupt input.
+        """
+    )
+    @Argument(help: "Input file.") var input: String
+    @Argument(help: "Output file.") var output: String
+    @Option(help: "Output sample rate in Hz (Ogg/Opus: 8000, 12000, 16000, 24000 or 48000).") var rate: Int?
+    @Option(help: "Opus bitrate in bits per second.") var bitrate: Int = 24_000
+    @Option(help: "Opus complexity, 0 to 10.") var complexity: Int = 10
+
+    func run() throws {
+        var options = AudioFileConverter.Options()
+        options.rate = rate
+        options.bitrate = bitrate
+        options.complexity = complexity
+        do {
+            print(try AudioFileConverter.convert(inputPath: input, outputPath: output, options: options))
+        } catch {
+            printError("patchbay transcode: \(error)")
+            throw ExitCode(1)
         }
     }
 }
