@@ -312,7 +312,10 @@ extension EventLoop {
     // MARK: - WebSocket upgrade
 
     func onConfirmUpgrade(_ wsi: OpaquePointer, protocolName: UnsafeMutableRawPointer?) -> Int32 {
-        guard let protocolName, String(cString: protocolName.assumingMemoryBound(to: CChar.self)) == "websocket" else { return -1 }
+        guard let protocolName else { return -1 }
+        let upgrade = String(cString: protocolName.assumingMemoryBound(to: CChar.self)).lowercased()
+        if upgrade == "h2c" { return answerIgnoringH2CUpgrade(wsi) }
+        guard upgrade == "websocket" else { return -1 }
         let p = peer(for: wsi)
         p.resetRequest()
         readRequestHead(wsi, into: p)
@@ -342,15 +345,56 @@ extension EventLoop {
             }
         }
         // Refuse before upgrading: write a complete response ourselves and return > 0 (lws-callbacks.h).
-        server.takeUnretainedValue().countAnswer(status: refusal.status)
-        let response = refusal.response
-        var head = "HTTP/1.1 \(refusal.status) \(HTTPStatus.reason(refusal.status))\r\n"
-        for (n, v) in response.headers { head += "\(n): \(v)\r\n" }
-        head += "content-length: \(response.body.count)\r\nconnection: close\r\n\r\n"
-        let bytes = Array(head.utf8) + response.body
+        writeImmediately(wsi, refusal.response, close: true)
+        return 1
+    }
+
+    /// `Upgrade: h2c` (cleartext HTTP/2, e.g. `curl --http2 http://...`): answered in HTTP/1.1 as if the header were
+    /// absent, as nginx does; every handler here assumes HTTP/1.1. Only on-loop routes can answer inside this
+    /// callback; an async route gets 400 asking for the request without the upgrade.
+    func answerIgnoringH2CUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        let p = peer(for: wsi)
+        p.resetRequest()
+        readRequestHead(wsi, into: p)
+        guard let method = Self.methodTokens.first(where: { lws_hdr_total_length(wsi, $0.0) > 0 }) else { return -1 }
+        p.path = copyHeader(wsi, method.0) ?? "/"
+        let request = HTTPRequest(method: method.1, path: p.path, query: p.query, headers: p.headers, remoteAddress: p.remoteAddress)
+        let response: HTTPResponse
+        var template = "unmatched"
+        switch router.match(method: method.1, path: p.path, webSocket: false) {
+        case .handler(.onLoop(let run), let t, let parameters):
+            var r = request
+            r.pathParameters = parameters
+            template = t
+            response = Self.run(run, r, logger: logger)
+        case .handler(.async, let t, _):
+            template = t
+            response = HTTPError(400, code: "h2c_not_supported", message: "send this request without Upgrade: h2c").response
+        case .methodNotAllowed(let allowed):
+            response = HTTPError(405, code: "method_not_allowed", message: "\(method.1.rawValue) is not allowed on \(p.path)",
+                                 headers: ["allow": allowed.map(\.rawValue).joined(separator: ", ")]).response
+        case .webSocket:
+            response = HTTPError(426, code: "upgrade_required", message: "this path takes WebSocket connections").response
+        case .notFound:
+            response = HTTPError.notFound("no route for \(method.1.rawValue) \(p.path)").response
+        }
+        server.takeUnretainedValue().countAnswer(status: response.status)
+        responseObserver?(template, method.1.rawValue, response.status)
+        writeImmediately(wsi, response, close: false, headOnly: method.1 == .HEAD)
+        p.resetRequest()
+        return 1
+    }
+
+    /// Writes a whole HTTP/1.1 response at once, inside a callback where lws lets us answer before upgrading.
+    func writeImmediately(_ wsi: OpaquePointer, _ response: HTTPResponse, close: Bool, headOnly: Bool = false) {
+        var head = "HTTP/1.1 \(response.status) \(HTTPStatus.reason(response.status))\r\n"
+        for (n, v) in response.headers where n != "content-length" && n != "connection" { head += "\(n): \(v)\r\n" }
+        head += "content-length: \(response.body.count)\r\n"
+        if close { head += "connection: close\r\n" }
+        head += "\r\n"
+        let bytes = Array(head.utf8) + (headOnly ? [] : response.body)
         let dst = sendBuffer.payload(count: bytes.count)
         bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         _ = lws_write(wsi, dst.assumingMemoryBound(to: UInt8.self), bytes.count, LWS_WRITE_HTTP_HEADERS)
-        return 1
     }
 }

@@ -219,6 +219,10 @@ public final class EventLoop: @unchecked Sendable {
             info.ssl_cert_filepath = UnsafePointer(c)
             info.ssl_private_key_filepath = UnsafePointer(k)
         }
+        // HTTP/1.1 only over TLS: every handler here assumes h1 framing (one write per response, WebSocket over h1).
+        let alpn = strdup("http/1.1")!
+        cStrings.append(alpn)
+        info.alpn = UnsafePointer(alpn)
         info.pt_serv_buf_size = 16384
         let listener = try Listener(host: configuration.host, port: port)
         guard let ctx = lws_create_context(&info) else {

@@ -117,4 +117,18 @@ struct HTTPServerTests {
         #expect(r.contains("slow abc"))
         #expect(r.components(separatedBy: "HTTP/1.1 200").count == 3, "\(r)")
     }
+
+    @Test("Upgrade: h2c is ignored: the request is answered in HTTP/1.1 (as curl --http2 on http:// sends it)")
+    func h2cUpgradeIgnored() throws {
+        let server = try Support.server(routes: Self.routes)
+        defer { Task { await server.shutdown() } }
+        let request = "GET /apps/7/channels/c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        let r = try Support.raw(port: server.port, request)
+        #expect(r.hasPrefix("HTTP/1.1 200"), "\(r)")
+        #expect(r.contains(#""app":"7""#))
+        let missing = try Support.raw(port: server.port, "GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+        #expect(Support.status(missing) == 404)
+        let slow = try Support.raw(port: server.port, "POST /slow HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, close\r\nContent-Length: 0\r\n\r\n")
+        #expect(Support.status(slow) != nil, "never a hang-up without an answer: \(slow)")
+    }
 }
