@@ -17,11 +17,27 @@ decoded.initialize(repeating: 0)
 let source = UnsafeBufferPointer(pcm)
 let codesIn = UnsafeBufferPointer(codes)
 
+// Jitter buffer: one push and one pull per 20 ms frame, steady state, 160-byte mu-law payloads.
+let jitter = JitterBuffer(JitterBufferConfiguration())
+let jbPayload = UnsafeRawBufferPointer(codes)
+let jbOut = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 8)
+final class Clock { var seq: UInt16 = 0; var now: Int64 = 0 }
+let clock = Clock()
+let concealer = PCMConcealer(frameSamples: 160)
+concealer.received(source)
+
 let results = [
     measure("mu-law encode, 160-sample frame", iterations: 200_000) { _ = MuLaw.encode(source, into: codes) },
     measure("mu-law decode, 160-sample frame", iterations: 200_000) { _ = MuLaw.decode(codesIn, into: decoded) },
     measure("A-law encode, 160-sample frame", iterations: 200_000) { _ = ALaw.encode(source, into: codes) },
     measure("A-law decode, 160-sample frame", iterations: 200_000) { _ = ALaw.decode(codesIn, into: decoded) },
+    measure("jitter buffer push + pull, one frame", iterations: 200_000) {
+        _ = jitter.push(sequence: clock.seq, timestamp: UInt32(clock.seq) &* 160, payload: jbPayload, arrivalMillis: clock.now)
+        _ = jitter.pull(nowMillis: clock.now + 5, into: jbOut)
+        clock.seq &+= 1
+        clock.now += 20
+    },
+    measure("PCM concealment, one frame", iterations: 200_000) { concealer.conceal(into: decoded) },
 ]
 // Resampling and Opus (AudioCodecs), 20 ms frames.
 let tone8k = UnsafeMutableBufferPointer<Int16>.allocate(capacity: 160)
