@@ -64,17 +64,18 @@ struct EventLoopTests {
         let ticks = Shared<[UInt64]>([])
         loop.execute {
             let start = EventLoop.monotonicNanos()
+            ticks.withLock { $0.append(start) } // element 0: the anchor every deadline is computed from
             func tick(_ n: UInt64) {
                 ticks.withLock { $0.append(EventLoop.monotonicNanos()) }
                 if n < 10 { loop.scheduleTimer(at: start + (n + 1) * 20_000_000) { tick(n + 1) } }
             }
             loop.scheduleTimer(at: start + 20_000_000) { tick(1) }
         }
-        #expect(Support.eventually { ticks.withLock { $0.count } == 10 })
+        #expect(Support.eventually { ticks.withLock { $0.count } == 11 })
         let t = ticks.withLock { $0 }
-        // Never early (50 us tolerance, the loop's timer slack); the chain is anchored, so the last tick
-        // is due at 200 ms whatever the lateness of earlier ones.
-        for (i, a) in t.enumerated() where i > 0 { #expect(a >= t[0] + UInt64(i) * 20_000_000 - 50_000) }
+        // Tick n never fires before its deadline start + n x 20 ms (50 us is the loop's timer slack). No upper bound
+        // is asserted: how late a shared machine wakes us is a benchmark question, not a test one.
+        for n in 1..<t.count { #expect(t[n] >= t[0] + UInt64(n) * 20_000_000 - 50_000, "tick \(n)") }
         await server.shutdown()
     }
 
