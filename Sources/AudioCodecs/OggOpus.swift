@@ -43,19 +43,18 @@ public enum OggOpusWriter {
         ogg_stream_init(&stream, Int32.random(in: 1...Int32.max))
         defer { ogg_stream_clear(&stream) }
         var file: [UInt8] = []
+        file.reserveCapacity(bitrate / 8 * (pcm.count / max(1, rate * audio.channels) + 1) + 4096)
 
-        func emit(_ bytes: [UInt8], granule: Int64, packetNumber: Int64, bos: Bool, eos: Bool) {
-            var copy = bytes
-            copy.withUnsafeMutableBufferPointer { buf in
-                var packet = ogg_packet()
-                packet.packet = buf.baseAddress
-                packet.bytes = buf.count
-                packet.b_o_s = bos ? 1 : 0
-                packet.e_o_s = eos ? 1 : 0
-                packet.granulepos = granule
-                packet.packetno = packetNumber
-                ogg_stream_packetin(&stream, &packet)
-            }
+        // libogg copies the packet into its own buffer: hand it the bytes where they are.
+        func emit(_ buf: UnsafeMutableRawBufferPointer, granule: Int64, packetNumber: Int64, bos: Bool, eos: Bool) {
+            var packet = ogg_packet()
+            packet.packet = buf.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            packet.bytes = buf.count
+            packet.b_o_s = bos ? 1 : 0
+            packet.e_o_s = eos ? 1 : 0
+            packet.granulepos = granule
+            packet.packetno = packetNumber
+            ogg_stream_packetin(&stream, &packet)
         }
         func drain(flush: Bool) {
             var page = ogg_page()
@@ -71,7 +70,7 @@ public enum OggOpusWriter {
         let inputRate = UInt32(audio.sampleRate)
         head += [0, 8, 16, 24].map { UInt8(truncatingIfNeeded: inputRate >> $0) }
         head += [0, 0, 0] // output gain 0, channel mapping family 0
-        emit(head, granule: 0, packetNumber: 0, bos: true, eos: false)
+        head.withUnsafeMutableBytes { emit($0, granule: 0, packetNumber: 0, bos: true, eos: false) }
         drain(flush: true)
         // OpusTags (RFC 7845 §5.2), on its own page(s).
         var tags = Array("OpusTags".utf8)
@@ -79,7 +78,7 @@ public enum OggOpusWriter {
         put32(vendor.utf8.count); tags += Array(vendor.utf8)
         put32(comments.count)
         for c in comments { put32(c.utf8.count); tags += Array(c.utf8) }
-        emit(tags, granule: 0, packetNumber: 1, bos: false, eos: false)
+        tags.withUnsafeMutableBytes { emit($0, granule: 0, packetNumber: 1, bos: false, eos: false) }
         drain(flush: true)
 
         var packet = [UInt8](repeating: 0, count: 1275 * 3)
@@ -94,7 +93,7 @@ public enum OggOpusWriter {
             // Granule = 48 kHz samples decoded so far, the pre-skipped ones included (RFC 7845 §4); the last page's
             // is smaller than its packets decode to, and that difference is the end trimming.
             let granule = last ? finalGranule : Int64((k + 1) * (frame / audio.channels) * scale)
-            emit(Array(packet[0..<n]), granule: granule, packetNumber: Int64(k + 2), bos: false, eos: last)
+            packet.withUnsafeMutableBytes { emit(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), granule: granule, packetNumber: Int64(k + 2), bos: false, eos: last) }
             drain(flush: last)
         }
         return file

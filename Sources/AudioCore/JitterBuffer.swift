@@ -94,6 +94,7 @@ public final class JitterBuffer {
     private let transitWindow: UnsafeMutableBufferPointer<Double>
     private var transitCount = 0
     private var minTransit: Double = .infinity
+    private var minTransitIndex = 0
     private var lastTransit: Double?
     private var targetMillis: Int
 
@@ -221,12 +222,21 @@ public final class JitterBuffer {
         // RFC 3550 §6.4.1 jitter, for the stats.
         if let last = lastTransit { stats.jitterMillis += (abs(transit - last) - stats.jitterMillis) / 16 }
         lastTransit = transit
-        // Minimum transit over the last 2 seconds of packets (drift moves it; a fixed window follows it).
-        transitWindow[transitCount % transitWindow.count] = transit
+        // Minimum transit over the last 2 seconds of packets (drift moves it; a fixed window follows it). The
+        // window is rescanned only when its minimum leaves it (about once per window), not per packet.
+        let w = transitWindow.count
+        transitWindow[transitCount % w] = transit
+        if transit <= minTransit {
+            minTransit = transit
+            minTransitIndex = transitCount
+        } else if transitCount - minTransitIndex >= w {
+            minTransit = .infinity
+            for i in 0..<min(w, transitCount + 1) where transitWindow[i] < minTransit {
+                minTransit = transitWindow[i]
+                minTransitIndex = transitCount - ((transitCount % w - i + w) % w)
+            }
+        }
         transitCount += 1
-        var m = Double.infinity
-        for t in transitWindow where t < m { m = t }
-        minTransit = m
         let relative = max(0, transit - minTransit)
         let f = configuration.forgetFactor
         for i in 0..<histogram.count { histogram[i] *= f }
