@@ -64,6 +64,11 @@ let encoder = try OpusEncoder(OpusEncoderSettings(sampleRate: 16000))
 let packetLength = encoder.encode(UnsafeBufferPointer(tone16k), into: packet) ?? 0
 let decoder = try OpusDecoder(sampleRate: 16000)
 let encoded = UnsafeRawBufferPointer(rebasing: packet[0..<packetLength])
+let toAgent = try TranscodePipeline(from: .twilioMuLaw, to: AudioFormat(encoding: .pcm16, sampleRate: 16000))
+let toCaller = try TranscodePipeline(from: AudioFormat(encoding: .pcm16, sampleRate: 16000), to: .twilioMuLaw)
+let pcm16Frame = UnsafeRawBufferPointer(UnsafeBufferPointer(tone16k))
+codecResults.append(measure("pipeline mu-law 8 kHz -> PCM16 16 kHz (q4)", iterations: 100_000) { _ = toAgent.process(UnsafeRawBufferPointer(codesIn)) })
+codecResults.append(measure("pipeline PCM16 16 kHz -> mu-law 8 kHz (q4)", iterations: 100_000) { _ = toCaller.process(pcm16Frame) })
 codecResults.append(measure("Opus decode 16 kHz", iterations: 20_000) { _ = decoder.decode(encoded, into: out16k.extracting(0..<320)) })
 codecResults.append(measure("Opus concealment (no packet) 16 kHz", iterations: 20_000) { _ = decoder.decode(nil, into: out16k.extracting(0..<320)) })
 
