@@ -349,7 +349,7 @@ public final class EventLoop: @unchecked Sendable {
     func existingPeer(_ wsi: OpaquePointer?) -> Peer? {
         guard let wsi, let raw = lws_get_opaque_user_data(wsi) else { return nil }
         let p = Unmanaged<Peer>.fromOpaque(raw).takeUnretainedValue()
-        if p.wsi == nil { p.wsi = wsi; p.webSocket?.wsi = p.webSocket?.wsi ?? wsi } // client connections learn their wsi late
+        if p.wsi == nil { p.wsi = wsi } // client connections learn their wsi at their first callback
         return p
     }
 

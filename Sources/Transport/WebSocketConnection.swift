@@ -123,6 +123,8 @@ public final class WebSocketConnection {
         loop.server.takeUnretainedValue().openWebSockets.add(1, ordering: .relaxed)
         handler?.webSocketDidOpen(self)
         if loop.draining && !isClient { close(.goingAway, reason: "server shutting down") }
+        // A close asked for before the connection opened (a client leg given up while dialling) goes out now.
+        if pendingClose != nil { lws_callback_on_writable(wsi) }
     }
 
     func didReceive(wsi: OpaquePointer, _ input: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {

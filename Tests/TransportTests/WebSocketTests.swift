@@ -60,6 +60,23 @@ struct WebSocketTests {
         #expect(r.stdout.split(separator: "\n").map(String.init) == ["text hello", "binary 000102", "closed 1009", "refused 403"], "\(r.stdout) \(r.stderr)")
     }
 
+    @Test("A client closed before it opened closes as soon as it opens, with the code it was given")
+    func closeBeforeOpen() throws {
+        let server = try Support.server(routes: Self.routes)
+        defer { Task { await server.shutdown() } }
+        let recorder = RecordingHandler()
+        let loop = server.loops[0]
+        let box = LoopBound(value: recorder)
+        let port = server.port
+        loop.execute {
+            let c = loop.connectWebSocket(url: "ws://127.0.0.1:\(port)/echo/x", handler: box.value)
+            c.close(.normal, reason: "changed my mind")
+        }
+        #expect(Support.eventually { recorder.state.withLock { $0.closed != nil } })
+        #expect(recorder.state.withLock { $0.closed?.0 } == 1000)
+        #expect(Support.eventually { server.openWebSockets.load(ordering: .relaxed) == 0 })
+    }
+
     @Test("A client connection to a closed port reports 1006 to its handler")
     func connectionRefused() throws {
         let server = try Support.server(routes: Self.routes)
