@@ -4,10 +4,12 @@
 // Module map (dependencies point down only; see README "Architecture"):
 //   patchbay (executable)
 //   PatchbayServer                      composition root: config, routes, lifecycle, logging/metrics
-//   (MediaBridge | Messaging | EventPlane | Harness: later issues)
-//   Transport | HTTPClient | AudioCodecs  one wrapper per C library (lws, curl, Opus + speexdsp); Signing (OpenSSL)
-//                                         and Store (SQLite) join with their issues
-//   AudioCore                           pure value types: formats, G.711, rings, jitter buffer; no C, no I/O, no clock
+//   MediaBridge | Harness               the media plane; the caller / agent simulators (Messaging, EventPlane: later)
+//   Events                              event envelope + the EventSink interface the planes publish to
+//   Transport | HTTPClient | Signing | AudioCodecs   one wrapper per C library (lws, curl, OpenSSL, Opus + speexdsp);
+//                                         Store (SQLite) joins with its issue
+//   AudioCore | WireFormats             pure value types: formats, G.711, rings, jitter stages, pacing; provider
+//                                         messages, base64, JSON scanning; no C, no I/O, no clock
 //   C* system libraries                 found through pkg-config, each with a shim.h
 import PackageDescription
 
@@ -25,6 +27,11 @@ let package = Package(
         .library(name: "AudioCodecs", targets: ["AudioCodecs"]),
         .library(name: "Transport", targets: ["Transport"]),
         .library(name: "HTTPClient", targets: ["HTTPClient"]),
+        .library(name: "WireFormats", targets: ["WireFormats"]),
+        .library(name: "Signing", targets: ["Signing"]),
+        .library(name: "Events", targets: ["Events"]),
+        .library(name: "MediaBridge", targets: ["MediaBridge"]),
+        .library(name: "Harness", targets: ["Harness"]),
         .library(name: "PatchbayServer", targets: ["PatchbayServer"]),
     ],
     dependencies: [
@@ -45,12 +52,13 @@ let package = Package(
 
         // Pure cores.
         .target(name: "AudioCore"),
+        .target(name: "WireFormats"),
 
-        // One wrapper per C library. (Signing over COpenSSL, the Ogg/Opus part of AudioCodecs and Store over CSQLite3
-        // come with their issues; their C modules are declared above.)
+        // One wrapper per C library (Store over CSQLite3 comes with its issue).
         .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP", "COgg"]),
+        .target(name: "Signing", dependencies: ["COpenSSL", "WireFormats"]),
         .target(name: "Transport", dependencies: [
-            "CWebSockets",
+            "CWebSockets", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "HTTPClient", dependencies: [
@@ -58,15 +66,26 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Events, the planes and the simulators.
+        .target(name: "Events", dependencies: ["WireFormats"]),
+        .target(name: "MediaBridge", dependencies: [
+            "AudioCore", "AudioCodecs", "Events", "HTTPClient", "Signing", "Transport", "WireFormats",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Harness", dependencies: [
+            "AudioCore", "AudioCodecs", "Signing", "Transport", "WireFormats",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Composition root and executable.
         .target(name: "PatchbayServer", dependencies: [
-            "Transport", "HTTPClient", "AudioCore", "AudioCodecs",
+            "Transport", "HTTPClient", "AudioCore", "AudioCodecs", "WireFormats", "Events", "MediaBridge",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "patchbay", dependencies: [
-            "PatchbayServer", "AudioCore", "AudioCodecs",
+            "PatchbayServer", "AudioCore", "AudioCodecs", "Harness", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -74,9 +93,19 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "AudioCoreTests", dependencies: ["AudioCore"]),
         .testTarget(name: "AudioCodecsTests", dependencies: ["AudioCodecs", "AudioCore", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "WireFormats", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"]),
-        .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "TestSupport"]),
+        .testTarget(name: "PatchbayServerTests", dependencies: ["PatchbayServer", "Transport", "WireFormats", "TestSupport"]),
+        .testTarget(name: "WireFormatsTests", dependencies: ["WireFormats", "Signing", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "PatchbayServer", "MediaBridge", "Harness", "Events", "AudioCore", "AudioCodecs", "Transport", "HTTPClient", "WireFormats",
+            "Signing", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "MediaBridgeTests", dependencies: [
+            "MediaBridge", "Harness", "Events", "AudioCore", "AudioCodecs", "Transport", "HTTPClient", "WireFormats", "Signing", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,4 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 
+// `EVP_MAX_MD_SIZE` imports, but a helper keeps the digest buffer size next to the digests we use.
+static inline int COpenSSL_max_md_size(void) { return EVP_MAX_MD_SIZE; }
+
 #endif

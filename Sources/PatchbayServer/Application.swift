@@ -1,10 +1,14 @@
 // The running gateway: builds the router from the configuration, starts the listener, answers the operational
 // endpoints, and shuts down gracefully (STYLE.md §10: stop accepting, close WebSockets with 1001, finish
 // in-flight HTTP, then stop the loops).
+import Events
 import Foundation
+import HTTPClient
 import Logging
+import MediaBridge
 import Synchronization
 import Transport
+import WireFormats
 
 /// Patchbay's composition root: a validated configuration in, a serving gateway out.
 public final class Application: Sendable {
@@ -14,6 +18,12 @@ public final class Application: Sendable {
     public let metrics: PatchbayMetrics
     /// The HTTP + WebSocket server.
     public let server: Server
+    /// Where every plane publishes its events (the event plane subscribes; tests record).
+    public let events: EventBus
+    /// Outbound HTTP (provider REST APIs).
+    public let httpClient: HTTPClient
+    /// The media plane.
+    public let mediaBridge: MediaBridge
     let logger: Logger
     let routes: Router
     let lifecycle = Lifecycle()
@@ -47,12 +57,36 @@ public final class Application: Sendable {
         settings.tlsCertificatePath = config.server.tlsCertificatePath
         settings.tlsKeyPath = config.server.tlsKeyPath
         self.server = Server(configuration: settings, router: router, logger: logger)
-        OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, isReady: { [lifecycle] in lifecycle.isServing })
+        events = EventBus()
+        httpClient = HTTPClient(logger: logger)
+        mediaBridge = MediaBridge(settings: Self.bridgeSettings(config), tenants: config.tenants.map(Self.bridgeTenant),
+                                  http: httpClient, events: events, logger: logger)
+        mediaBridge.install(on: router)
+        OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge,
+                              isReady: { [lifecycle] in lifecycle.isServing })
         router.observeResponses { route, method, status in metrics.countRequest(route: route, method: method, status: status) }
         if config.server.diagnosticEcho {
             router.webSocket("/diagnostics/echo") { _, _ in DiagnosticEcho() }
         }
         extraRoutes(router)
+    }
+
+    static func bridgeSettings(_ c: PatchbayConfig) -> BridgeSettings {
+        var b = BridgeSettings()
+        b.maxLeadMillis = c.media.maxLeadMillis
+        b.markIntervalMillis = c.media.markIntervalMillis
+        b.agentStartTimeoutMillis = c.media.agentStartTimeoutMillis
+        if let prompt = c.media.fallbackPrompt { b.fallbackPrompt = prompt }
+        b.twilioAPIURL = c.providers.twilio
+        b.elevenLabsAPIURL = c.providers.elevenLabs
+        b.publicURL = c.publicURL
+        return b
+    }
+
+    static func bridgeTenant(_ t: Tenant) -> BridgeTenant {
+        BridgeTenant(id: t.id, numbers: t.numbers, twilioAccountSID: t.twilio.accountSID, twilioAuthToken: t.twilio.authToken,
+                     elevenLabsAPIKey: t.elevenLabs.apiKey, defaultAgentID: t.elevenLabs.defaultAgentID,
+                     agentsByNumber: t.elevenLabs.agentsByNumber)
     }
 
     /// The bound port (after `start()`).
@@ -71,6 +105,7 @@ public final class Application: Sendable {
     public func shutdown() async {
         guard lifecycle.transition(from: .serving, to: .draining) else { return }
         await server.shutdown(timeout: .milliseconds(Int64(config.server.shutdownTimeoutSeconds * 1000)))
+        httpClient.shutdown()
         lifecycle.set(.stopped)
     }
 
@@ -95,7 +130,7 @@ public final class Application: Sendable {
 
 /// `/healthz`, `/readyz`, `/metrics`.
 enum OperationalRoutes {
-    static func add(to router: Router, config: PatchbayConfig, metrics: PatchbayMetrics, server: Server,
+    static func add(to router: Router, config: PatchbayConfig, metrics: PatchbayMetrics, server: Server, bridge: MediaBridge,
                     isReady: @escaping @Sendable () -> Bool) {
         let started = Date()
         router.on(.GET, "/healthz") { _ in
@@ -122,6 +157,21 @@ enum OperationalRoutes {
             for c in 2...5 {
                 extra.append(("patchbay_http_responses_\(c)xx_total", "HTTP responses with a \(c)xx status, routed or not.", Double(server.answeredRequests(statusClass: c))))
             }
+            let c = bridge.counters
+            extra.append(("patchbay_media_active_calls", "Calls being bridged now.", Double(c.activeCalls.load(ordering: .relaxed))))
+            extra += [
+                ("patchbay_media_calls_started_total", "Calls that reached start and opened an agent leg.", Double(c.callsStarted.load(ordering: .relaxed))),
+                ("patchbay_media_calls_completed_total", "Calls that ended normally.", Double(c.callsCompleted.load(ordering: .relaxed))),
+                ("patchbay_media_calls_failed_total", "Calls that ended in failure (agent unreachable or failed, protocol errors).",
+                 Double(c.callsFailed.load(ordering: .relaxed))),
+                ("patchbay_media_streams_refused_total", "Media stream upgrades or starts refused (signature, token, protocol).",
+                 Double(c.streamsRefused.load(ordering: .relaxed))),
+                ("patchbay_media_interruptions_total", "Barge-ins (agent interruption -> Twilio clear).", Double(c.interruptions.load(ordering: .relaxed))),
+                ("patchbay_media_frames_to_agent_total", "Caller frames sent to agents (ended calls).", Double(c.framesToAgent.load(ordering: .relaxed))),
+                ("patchbay_media_frames_to_caller_total", "Agent frames sent to callers (ended calls).", Double(c.framesToCaller.load(ordering: .relaxed))),
+                ("patchbay_media_playout_underruns_total", "Agent frames that reached Twilio after its queue ran dry mid-response.",
+                 Double(c.underruns.load(ordering: .relaxed))),
+            ]
             extra.append(("patchbay_websocket_dropped_messages_total", "WebSocket messages dropped because a peer's queue was full.",
                           Double(server.droppedMessages.load(ordering: .relaxed))))
             return HTTPResponse(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render(extra: extra))

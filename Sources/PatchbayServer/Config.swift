@@ -17,6 +17,8 @@ public struct PatchbayConfig: Sendable, Equatable {
     public var log: LogSettings
     /// Providers' base URLs (overridable so tests and load runs talk to local fakes).
     public var providers: ProviderEndpoints
+    /// The media bridge's tunables.
+    public var media = MediaSettings()
     /// Tenants; never empty. The first is the default tenant the environment's credentials apply to.
     public var tenants: [Tenant]
 
@@ -45,6 +47,20 @@ public struct ServerSettings: Sendable, Equatable {
     public var tlsCertificatePath: String?
     /// Private key for `tlsCertificatePath`.
     public var tlsKeyPath: String?
+}
+
+/// The media bridge's tunables (config file `media`, or the environment).
+public struct MediaSettings: Sendable, Equatable {
+    /// Most agent audio queued at Twilio ahead of real time (`PATCHBAY_MEDIA_MAX_LEAD_MS`, 20-1000, default 80).
+    public var maxLeadMillis = 80
+    /// Mark cadence inside agent speech (`PATCHBAY_MEDIA_MARK_INTERVAL_MS`, 20-2000, default 100).
+    public var markIntervalMillis = 100
+    /// Time for the agent leg to connect and describe its formats (`PATCHBAY_AGENT_START_TIMEOUT_MS`, default 5000).
+    public var agentStartTimeoutMillis = 5000
+    /// WAV file played when the agent cannot be reached (`PATCHBAY_FALLBACK_PROMPT`); nil: the embedded Spanish one.
+    public var fallbackPromptPath: String?
+    /// That prompt as mu-law 8 kHz, read and converted at start-up (nil: the embedded one).
+    public var fallbackPrompt: [UInt8]?
 }
 
 /// Log level and line format.

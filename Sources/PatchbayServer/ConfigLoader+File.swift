@@ -87,7 +87,7 @@ extension ConfigLoader {
         }
         guard let top = parsed as? [String: Any] else { throw ConfigError(key: "config file", "must be a JSON object") }
         let root = Node(path: "", object: top, environment: environment)
-        try root.allowOnly(["server", "data_dir", "public_url", "api_keys", "log", "providers", "tenants"])
+        try root.allowOnly(["server", "data_dir", "public_url", "api_keys", "log", "providers", "media", "tenants"])
 
         var server = ServerSettings()
         if let s = try root.object("server") {
@@ -123,13 +123,23 @@ extension ConfigLoader {
             if let v = try p.string("manychat") { providers.manyChat = v }
             if let v = try p.string("openai") { providers.openAI = v }
         }
+        var media = MediaSettings()
+        if let m = try root.object("media") {
+            try m.allowOnly(["max_lead_ms", "mark_interval_ms", "agent_start_timeout_ms", "fallback_prompt"])
+            if let v = try m.int("max_lead_ms", in: 20...1000) { media.maxLeadMillis = v }
+            if let v = try m.int("mark_interval_ms", in: 20...2000) { media.markIntervalMillis = v }
+            if let v = try m.int("agent_start_timeout_ms", in: 100...60000) { media.agentStartTimeoutMillis = v }
+            media.fallbackPromptPath = try m.string("fallback_prompt")
+        }
         var tenants: [Tenant] = []
         for t in try root.objects("tenants") ?? [] { tenants.append(try parseTenant(t)) }
         if tenants.isEmpty { tenants = [Tenant(id: "default", name: "Default")] }
 
-        return PatchbayConfig(server: server, dataDirectory: try root.string("data_dir") ?? "./data",
-                              publicURL: try root.string("public_url"), apiKeys: try root.strings("api_keys") ?? [],
-                              log: log, providers: providers, tenants: tenants)
+        var config = PatchbayConfig(server: server, dataDirectory: try root.string("data_dir") ?? "./data",
+                                    publicURL: try root.string("public_url"), apiKeys: try root.strings("api_keys") ?? [],
+                                    log: log, providers: providers, tenants: tenants)
+        config.media = media
+        return config
     }
 
     static func parseTenant(_ n: Node) throws(ConfigError) -> Tenant {

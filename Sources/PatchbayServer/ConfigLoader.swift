@@ -1,5 +1,7 @@
 // Reads the optional JSON config file, applies the environment over it, and validates the result.
 // Every failure is a ConfigError naming the environment variable or the file path of the bad value.
+import AudioCodecs
+import AudioCore
 import Foundation
 
 /// Builds a `PatchbayConfig` from a config file (optional) and the environment.
@@ -24,6 +26,10 @@ public enum ConfigLoader {
         ("PATCHBAY_WS_MAX_MESSAGE_BYTES", "largest WebSocket message accepted (default 65536); larger closes 1009"),
         ("PATCHBAY_SHUTDOWN_TIMEOUT", "seconds a graceful shutdown may take (default 10)"),
         ("PATCHBAY_DIAGNOSTIC_ECHO", "true to serve WS /diagnostics/echo, an echo socket for load tests (default false)"),
+        ("PATCHBAY_MEDIA_MAX_LEAD_MS", "most agent audio queued at Twilio ahead of real time, ms (default 80)"),
+        ("PATCHBAY_MEDIA_MARK_INTERVAL_MS", "a Twilio mark every this many ms of agent audio (default 100)"),
+        ("PATCHBAY_AGENT_START_TIMEOUT_MS", "time for the agent leg to connect and send its formats, ms (default 5000)"),
+        ("PATCHBAY_FALLBACK_PROMPT", "WAV file played when the agent cannot be reached (default: embedded Spanish prompt)"),
         ("PATCHBAY_TLS_CERT", "PEM certificate chain: serve https/wss directly (optional)"),
         ("PATCHBAY_TLS_KEY", "PEM private key for PATCHBAY_TLS_CERT"),
         ("PATCHBAY_PUSHER_APP_ID", "default tenant's Pusher app id"),
@@ -66,6 +72,7 @@ public enum ConfigLoader {
         }
         try applyEnvironment(env, to: &config)
         try validate(config)
+        if let path = config.media.fallbackPromptPath { config.media.fallbackPrompt = try loadPrompt(path) }
         return config
     }
 
@@ -94,6 +101,14 @@ public enum ConfigLoader {
             default: throw ConfigError(key: "PATCHBAY_DIAGNOSTIC_ECHO", "must be true or false, got \"\(v)\"")
             }
         }
+        if let v = env["PATCHBAY_MEDIA_MAX_LEAD_MS"] { config.media.maxLeadMillis = try integer(v, key: "PATCHBAY_MEDIA_MAX_LEAD_MS", in: 20...1000) }
+        if let v = env["PATCHBAY_MEDIA_MARK_INTERVAL_MS"] {
+            config.media.markIntervalMillis = try integer(v, key: "PATCHBAY_MEDIA_MARK_INTERVAL_MS", in: 20...2000)
+        }
+        if let v = env["PATCHBAY_AGENT_START_TIMEOUT_MS"] {
+            config.media.agentStartTimeoutMillis = try integer(v, key: "PATCHBAY_AGENT_START_TIMEOUT_MS", in: 100...60000)
+        }
+        if let v = env["PATCHBAY_FALLBACK_PROMPT"] { config.media.fallbackPromptPath = v }
         if let v = env["PATCHBAY_TLS_CERT"] { config.server.tlsCertificatePath = v }
         if let v = env["PATCHBAY_TLS_KEY"] { config.server.tlsKeyPath = v }
         if let v = env["PATCHBAY_DATA_DIR"] { config.dataDirectory = v }
@@ -151,6 +166,28 @@ public enum ConfigLoader {
         return v
     }
 
+    /// A WAV prompt as mu-law 8 kHz mono.
+    static func loadPrompt(_ path: String) throws(ConfigError) -> [UInt8] {
+        do {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError(key: "PATCHBAY_FALLBACK_PROMPT", "cannot read \(path)") }
+            let wav = try WAVAudio(parsing: [UInt8](data))
+            var mono = wav.samples
+            if wav.channels > 1 { mono = stride(from: 0, to: mono.count, by: wav.channels).map { wav.samples[$0] } }
+            if wav.sampleRate != 8000 {
+                let r = try Resampler(inputRate: wav.sampleRate, outputRate: 8000, quality: 5)
+                var out = [Int16](repeating: 0, count: r.outputCapacity(forInput: mono.count))
+                let (_, n) = mono.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { r.process(src, into: $0) } }
+                mono = Array(out[0..<n])
+            }
+            guard !mono.isEmpty else { throw ConfigError(key: "PATCHBAY_FALLBACK_PROMPT", "\(path) holds no audio") }
+            return MuLaw.encode(mono)
+        } catch let e as ConfigError {
+            throw e
+        } catch {
+            throw ConfigError(key: "PATCHBAY_FALLBACK_PROMPT", "\(path) is not a usable PCM16 WAV file: \(error)")
+        }
+    }
+
     // MARK: - Validation
 
     static let logLevels: Set<String> = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -182,6 +219,9 @@ public enum ConfigLoader {
             if let path, !FileManager.default.isReadableFile(atPath: path) {
                 throw ConfigError(key: key, "cannot read \(path)")
             }
+        }
+        if let path = c.media.fallbackPromptPath, !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigError(key: "PATCHBAY_FALLBACK_PROMPT", "cannot read \(path)")
         }
         if c.dataDirectory.isEmpty { throw ConfigError(key: "PATCHBAY_DATA_DIR", "must not be empty") }
         for (i, key) in c.apiKeys.enumerated() where key.count < 16 {

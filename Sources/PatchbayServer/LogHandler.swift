@@ -4,6 +4,7 @@
 import Foundation
 import Logging
 import Transport
+import WireFormats
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import WireFormats
 internal import CWebSockets
 
 let lwsCallback: CWebSockets_callback = { wsi, reason, user, input, len in
@@ -127,6 +128,29 @@ extension EventLoop {
         return String(decoding: buffer[0..<Int(copied)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The query string, rebuilt from lws's fragments. lws splits the query at `&`, URL-decodes each `name=value`
+    /// and, asked for the whole header, joins the pieces with `,`; so each piece is read alone and re-encoded, giving
+    /// back a raw query that `FormEncoding` decodes exactly (values holding `&`, `=` or `,` survive).
+    func copyQuery(_ wsi: OpaquePointer) -> String {
+        let total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS)
+        guard total > 0 else { return "" }
+        var buffer = [CChar](repeating: 0, count: Int(total) + 1)
+        var parts: [String] = []
+        var index: Int32 = 0
+        while true {
+            let n = lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index)
+            guard n >= 0 else { break }
+            let piece = String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let eq = piece.firstIndex(of: "=") {
+                parts.append(FormEncoding.encode(String(piece[..<eq])) + "=" + FormEncoding.encode(String(piece[piece.index(after: eq)...])))
+            } else if !piece.isEmpty {
+                parts.append(FormEncoding.encode(piece))
+            }
+            index += 1
+        }
+        return parts.joined(separator: "&")
+    }
+
     func readRequestHead(_ wsi: OpaquePointer, into p: Peer) {
         var headers = HTTPHeaders()
         for (token, name) in Self.headerTokens {
@@ -143,7 +167,7 @@ extension EventLoop {
             }
         }
         p.headers = headers
-        p.query = copyHeader(wsi, WSI_TOKEN_HTTP_URI_ARGS) ?? ""
+        p.query = copyQuery(wsi)
         var address = [CChar](repeating: 0, count: 64)
         _ = lws_get_peer_simple(wsi, &address, 63)
         p.remoteAddress = String(cString: address)

@@ -48,6 +48,7 @@ public final class EventLoop: @unchecked Sendable {
     lazy var responseObserver: (@Sendable (String, String, Int) -> Void)? = router.responseObserver
     private var timerHeap = TimerHeap()
     private var timerActions: [UInt64: () -> Void] = [:]
+    private var loopTimers: [UInt64: LoopTimer] = [:]
     private var nextTimerID: UInt64 = 1
     private var armedDeadline: UInt64 = .max
 
@@ -158,9 +159,33 @@ public final class EventLoop: @unchecked Sendable {
         timerActions[handle.id] = nil
     }
 
+    /// A timer that is scheduled again and again without allocating (for per-frame pacing): `body` is stored once.
+    /// Loop thread only; call `invalidate()` when done with it.
+    public func makeTimer(_ body: @escaping () -> Void) -> LoopTimer {
+        assertInEventLoop()
+        let t = LoopTimer(loop: self, id: nextTimerID, body: body)
+        nextTimerID += 1
+        loopTimers[t.id] = t
+        return t
+    }
+
+    func schedule(_ timer: LoopTimer) {
+        timerHeap.push(deadline: timer.deadline, id: timer.id)
+        armTimer()
+    }
+
+    func invalidate(_ timer: LoopTimer) { loopTimers[timer.id] = nil }
+
+    /// Whether a heap entry still stands for a pending action.
+    private func isLive(_ entry: (deadline: UInt64, id: UInt64)) -> Bool {
+        if timerActions[entry.id] != nil { return true }
+        if let t = loopTimers[entry.id], t.isScheduled, t.deadline == entry.deadline { return true }
+        return false
+    }
+
     private func armTimer() {
         guard let ctx = context else { return }
-        while let top = timerHeap.peek(), timerActions[top.id] == nil { _ = timerHeap.pop() }
+        while let top = timerHeap.peek(), !isLive(top) { _ = timerHeap.pop() }
         guard let next = timerHeap.peek() else {
             if armedDeadline != .max { lws_sul_cancel(sul.assumingMemoryBound(to: lws_sorted_usec_list_t.self)); armedDeadline = .max }
             return
@@ -178,7 +203,12 @@ public final class EventLoop: @unchecked Sendable {
         let now = Self.monotonicNanos() &+ 50_000
         while let top = timerHeap.peek(), top.deadline <= now {
             _ = timerHeap.pop()
-            if let action = timerActions.removeValue(forKey: top.id) { action() }
+            if let action = timerActions.removeValue(forKey: top.id) {
+                action()
+            } else if let t = loopTimers[top.id], t.isScheduled, t.deadline == top.deadline {
+                t.isScheduled = false
+                t.body()
+            }
         }
         armTimer()
     }
@@ -367,6 +397,44 @@ public final class EventLoop: @unchecked Sendable {
         if let ws = p.webSocket { ws.didTerminate(loop: self) }
     }
 }
+
+/// A reusable loop timer (see `EventLoop.makeTimer`): schedule, reschedule or cancel it any number of times
+/// without allocating. Loop-owned.
+public final class LoopTimer {
+    unowned let loop: EventLoop
+    let id: UInt64
+    let body: () -> Void
+    /// When it fires next (monotonic ns), if scheduled.
+    public internal(set) var deadline: UInt64 = 0
+    /// Whether it will fire.
+    public internal(set) var isScheduled = false
+
+    init(loop: EventLoop, id: UInt64, body: @escaping () -> Void) {
+        self.loop = loop
+        self.id = id
+        self.body = body
+    }
+
+    /// Fires at `deadlineNanos` (monotonic), replacing any earlier schedule.
+    public func schedule(at deadlineNanos: UInt64) {
+        if isScheduled && deadline == deadlineNanos { return }
+        deadline = deadlineNanos
+        isScheduled = true
+        loop.schedule(self)
+    }
+
+    /// Will not fire (until scheduled again).
+    public func cancel() { isScheduled = false }
+
+    /// Releases the timer's body; it never fires again.
+    public func invalidate() {
+        isScheduled = false
+        loop.invalidate(self)
+    }
+}
+
+@available(*, unavailable)
+extension LoopTimer: Sendable {}
 
 /// A binary min-heap of (deadline, id).
 struct TimerHeap {

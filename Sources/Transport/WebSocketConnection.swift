@@ -42,6 +42,10 @@ public final class WebSocketConnection {
     /// Open and not closing.
     public var isOpen: Bool { opened && !terminated && pendingClose == nil }
 
+    /// Largest message accepted from the peer (default: the server's `maxWebSocketMessageBytes`); past it the
+    /// connection closes with 1009. A client leg to a provider that sends big messages raises it.
+    public lazy var maxMessageBytes: Int = loop.configuration.maxWebSocketMessageBytes
+
     /// Messages waiting for the socket to drain.
     public var queuedMessages: Int { queue.count - queueHead }
 
@@ -131,7 +135,7 @@ public final class WebSocketConnection {
         guard opened, !terminated else { return 0 }
         let first = lws_is_first_fragment(wsi) != 0
         let final = lws_is_final_fragment(wsi) != 0
-        let limit = loop.configuration.maxWebSocketMessageBytes
+        let limit = maxMessageBytes
         let chunk = UnsafeRawBufferPointer(start: input, count: input == nil ? 0 : length)
         if first { assemblyKind = lws_frame_is_binary(wsi) != 0 ? .binary : .text; assembly.removeAll(keepingCapacity: true) }
         if first && final {
@@ -149,7 +153,7 @@ public final class WebSocketConnection {
     }
 
     private func tooBig(_ wsi: OpaquePointer) -> Int32 {
-        let reason = "message exceeds \(loop.configuration.maxWebSocketMessageBytes) bytes"
+        let reason = "message exceeds \(maxMessageBytes) bytes"
         localClose = (.messageTooBig, reason)
         var r = Array(reason.utf8)
         r.withUnsafeMutableBufferPointer { lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, $0.baseAddress, $0.count) }

@@ -19,7 +19,7 @@ struct Patchbay: AsyncParsableCommand {
         Run `patchbay config check` to see what a configuration resolves to, with secrets redacted.
         """,
         version: PatchbayVersion.current,
-        subcommands: [Serve.self, ConfigCommand.self, Transcode.self, Version.self]
+        subcommands: [Serve.self, Sim.self, ConfigCommand.self, Transcode.self, Version.self]
     )
 }
 
