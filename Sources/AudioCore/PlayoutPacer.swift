@@ -4,8 +4,11 @@
 // everything sent ahead of real time is audio that a barge-in must `clear`. The pacer models Twilio's queue as
 // `playoutEnd`, the moment the last frame sent will have finished playing (if Twilio plays from the moment it
 // receives). A frame may go when, after it, the lead `playoutEnd - now` stays within `maxLead`; otherwise it waits
-// until `playoutEnd - maxLead + frame` (a deadline that advances 20 ms a frame: no drift, no sleeps). Marks echoed by
-// Twilio are the truth: when one says playback is later than the model thinks, the model moves later.
+// until `playoutEnd - maxLead + frame` (a deadline that advances 20 ms a frame: no drift, no sleeps). A steady network
+// delay to Twilio shifts its queue by the same amount and leaves its depth within `maxLead`. Echoed marks are not fed
+// back into the pacing: an echo is late by its own trip back, and correcting the model by it would ratchet the lead
+// up after every hiccup and never come down (a test under load showed 680 ms of backlog that way); marks account for
+// what was heard instead (PlaybackLedger).
 // Time is a parameter (ns on the caller's monotonic clock); nothing here reads a clock.
 
 /// See the file header.
@@ -51,11 +54,6 @@ public struct PlayoutPacer: Sendable {
             playoutEnd = now
         }
         playoutEnd += frameNanos
-    }
-
-    /// Twilio echoed a mark at `now` with `framesQueuedAfter` frames sent after it: those still have to play.
-    public mutating func markPlayed(now: UInt64, framesQueuedAfter: Int) {
-        playoutEnd = max(playoutEnd, now + UInt64(framesQueuedAfter) * frameNanos)
     }
 
     /// Twilio's queue was cleared at `now`.

@@ -132,6 +132,9 @@ extension CallSession {
         agentFrameCount = 0
         agentPhase = .ready
         agentStartDeadline = 0
+        stats.agentStartMillis = Int64((Self.now() - startedAt) / 1_000_000)
+        for digit in pendingDigits { agent?.send(text: AgentClientMessage.userMessage("[keypad] \(digit)")) }
+        pendingDigits = []
         // Caller audio that arrived while the agent leg opened goes now, in order.
         while let frame = preAgent.first {
             let silence = preAgent.firstTag == 1

@@ -76,6 +76,7 @@ final class CallSession: WebSocketHandler {
     var endReason: String?
     var agentErrorType: String?
     var vadSpeaking = false
+    var pendingDigits: [String] = []
     var finished = false
     var stopReceived = false
     // Deadlines (monotonic ns; 0 = none).
@@ -308,8 +309,7 @@ final class CallSession: WebSocketHandler {
     func handleMarkEcho(_ m: TwilioInboundMessage, _ scanner: JSONScanner, now: UInt64) {
         guard let name = m.markName, let writer, let number = writer.markNumber(scanner, name) else { stats.unknownMarks += 1; return }
         switch ledger.markEchoed(number) {
-        case .played(let before):
-            pacer.markPlayed(now: now, framesQueuedAfter: Int(ledger.framesSent - before))
+        case .played:
             ledger.finishPlayed(waiting: (outRing.firstTag, tailCount > 0 ? tailTag : (outRing.isEmpty ? nil : lastPushedTag)))
             publishTranscripts()
         case .cleared, .unknown: break
@@ -322,8 +322,13 @@ final class CallSession: WebSocketHandler {
               "0123456789*#ABCDabcd".contains(digit) else { stats.invalidMedia += 1; return }
         stats.dtmf += 1
         // No DTMF message exists in the ConvAI protocol: the reference advises a user message (elevenlabs-convai.md §9).
-        if agentPhase == .ready, let agent { agent.send(text: AgentClientMessage.userMessage("[keypad] \(digit)")) }
-        publish("call.dtmf", [("digit", .string(digit)), ("forwarded", .bool(agentPhase == .ready))])
+        // Digits pressed while the agent leg opens wait for it (a few at most).
+        if agentPhase == .ready, let agent {
+            agent.send(text: AgentClientMessage.userMessage("[keypad] \(digit)"))
+        } else if agentPhase != .closed && pendingDigits.count < 32 {
+            pendingDigits.append(digit)
+        }
+        publish("call.dtmf", [("digit", .string(digit))])
     }
 
     func twilioClosed(code: WebSocketCloseCode) {
@@ -442,6 +447,7 @@ final class CallSession: WebSocketHandler {
             ("max_clear_latency_us", .int(Int64(stats.maxClearLatencyNanos / 1000))),
             ("dtmf", .int(Int64(stats.dtmf))),
             ("agent_ping_ms", stats.agentPingMillis.map { .int($0) } ?? .null),
+            ("agent_start_ms", stats.agentStartMillis.map { .int($0) } ?? .null),
             ("agent_first_audio_ms", stats.agentFirstAudioMillis.map { .int($0) } ?? .null),
             ("protocol_errors", .int(Int64(stats.protocolErrors))),
         ]
@@ -456,6 +462,8 @@ struct CallStats {
     var unknownTwilioMessages = 0, unknownMarks = 0, invalidMedia = 0, protocolErrors = 0
     var agentPingMillis: Int64?
     var agentFirstAudioMillis: Int64?
+    /// From `start` to the agent's metadata (signed URL, connect, initiation).
+    var agentStartMillis: Int64?
 }
 
 @available(*, unavailable)

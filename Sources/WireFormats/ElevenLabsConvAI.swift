@@ -205,12 +205,15 @@ public enum AgentServerMessage {
 }
 
 /// `X-Twilio-Signature`'s signed string (shared/protocols/twilio-media-streams.md §10): the URL, then each
-/// parameter's name and value, names in byte order, a repeated name's values sorted. The HMAC is in `Signing`.
+/// parameter's name and value, names in byte order, a repeated name's distinct values sorted (twilio-python 9.13
+/// `RequestValidator.compute_signature` takes `sorted(set(values))`). The HMAC is in `Signing`.
 public enum TwilioSignatureString {
     public static func make(url: String, parameters: [(String, String)]) -> String {
         var s = url
         if let hash = s.firstIndex(of: "#") { s = String(s[..<hash]) }
-        let sorted = parameters.sorted { a, b in
+        var seen = Set<String>()
+        let distinct = parameters.filter { seen.insert($0.0 + "\u{0}" + $0.1).inserted }
+        let sorted = distinct.sorted { a, b in
             a.0.utf8.elementsEqual(b.0.utf8) ? a.1.utf8.lexicographicallyPrecedes(b.1.utf8) : a.0.utf8.lexicographicallyPrecedes(b.0.utf8)
         }
         for (k, v) in sorted { s += k + v }
