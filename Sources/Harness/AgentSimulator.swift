@@ -43,6 +43,9 @@ public struct AgentSimulatorConfiguration: Sendable {
     public var lateChunksAfterInterruption = 0
     /// Script: ask the client to run this tool after the first response (it is unknown to the bridge).
     public var toolCallName: String?
+    /// Fail the conversation this long after it starts (ms): an `error` event, then close 1011, as the service does
+    /// on an internal error. 0 = never.
+    public var failAfterMillis = 0
     /// Caller speech threshold (RMS of PCM16) for interruption detection.
     public var speechRMS = 600.0
 
@@ -166,6 +169,7 @@ final class AgentSimSession: WebSocketHandler {
     var responsesPlayed = 0
     var currentResponseID: Int64 = 0
     var endAt: UInt64 = 0
+    var failAt: UInt64 = 0
 
     init(simulator: AgentSimulator, loop: EventLoop) throws {
         sim = simulator
@@ -216,6 +220,7 @@ final class AgentSimSession: WebSocketHandler {
             let now = Self.now()
             nextPingAt = config.pingIntervalMillis > 0 ? now + UInt64(config.pingIntervalMillis) * 1_000_000 : .max
             if config.mode == .script { startResponse(now: now) }
+            if config.failAfterMillis > 0 { failAt = now + UInt64(config.failAfterMillis) * 1_000_000 }
             schedule(now: now)
             return
         }
@@ -346,6 +351,7 @@ final class AgentSimSession: WebSocketHandler {
         if echoHead < echoQueue.count { next = min(next, echoQueue[echoHead].due) }
         if let p = playing { next = min(next, p.nextAt) }
         if endAt > 0 { next = min(next, endAt) }
+        if failAt > 0 { next = min(next, failAt) }
         if next != .max { timer?.schedule(at: max(next, now)) }
     }
 
@@ -389,6 +395,12 @@ final class AgentSimSession: WebSocketHandler {
             } else {
                 playing = p
             }
+        }
+        if failAt > 0 && now >= failAt {
+            closed = true
+            connection.send(text: AgentServerMessage.error(code: 1011, errorType: "llm_error", message: "simulated internal error"))
+            connection.close(.internalError, reason: "simulated internal error")
+            return
         }
         if endAt > 0 && now >= endAt {
             closed = true

@@ -4,6 +4,10 @@ import AudioCore
 import Events
 import Foundation
 import Harness
+import MediaBridge
+import Signing
+import Transport
+import WireFormats
 import Testing
 import TestSupport
 
@@ -139,4 +143,52 @@ struct CallLifecycleTests {
         #expect(sim.userMessages == ["[keypad] 5"])
         #expect(string(done, "reason") == "caller_hangup")
     }
+}
+
+@Suite("Teardown end to end", .serialized)
+struct TeardownTests {
+    @Test("the agent fails mid-call (error event, close 1011): fallback prompt, REST hang-up, call.failed with the error type",
+          .timeLimit(.minutes(1)))
+    func agentFails() async throws {
+        var agent = AgentSimulatorConfiguration()
+        agent.failAfterMillis = 800
+        let rig = try Rig(agent: agent)
+        var c = try await rig.caller(audio: try speechMuLaw(), durationMillis: 30_000)
+        c.hangUp = false
+        let report = await rig.call(c)
+        let failed = rig.event("call.failed")
+        await rig.shutdown()
+
+        #expect(report.hungUpByAPI)
+        #expect(string(failed, "reason") == "agent_closed_1011")
+        #expect(string(failed, "agent_error_type") == "llm_error")
+        // The caller heard its echo for 0.8 s, then the whole default prompt.
+        #expect(report.receivedAudio.count >= FallbackPrompt.defaultMuLaw.count)
+    }
+
+    @Test("Twilio drops the socket without stop: the agent leg is closed normally and the call ends", .timeLimit(.minutes(1)))
+    func twilioDrops() async throws {
+        let rig = try Rig(agent: AgentSimulatorConfiguration())
+        let c = try await rig.caller(audio: [])
+        let start = TwilioStart(streamSID: c.streamSID, accountSID: twilioAccount, callSID: c.callSID, customParameters: c.customParameters).json()
+        let client = RawStreamClient([.text(ProtocolViolationTests.connected), .text(start)])
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Twilio-Signature", value: TwilioRequestSignature.compute(authToken: twilioToken, url: "wss://gw.example.com/twilio/media"))
+        let loop = rig.callers.loops[0], url = rig.mediaURL, h = headers
+        let box = ConnectionBox()
+        loop.execute { box.connection = loop.connectWebSocket(url: url, headers: h, handler: client) }
+        let started = eventually(seconds: 5) { rig.agent.report.initiations.count == 1 }
+        loop.execute { box.connection?.close(.goingAway, reason: "network lost") }
+        let done = rig.event("call.completed")
+        let closed = eventually(seconds: 5) { rig.agent.report.closeCodes == [1000] }
+        await rig.shutdown()
+
+        #expect(started)
+        #expect(string(done, "reason") == "twilio_disconnected")
+        #expect(closed)
+    }
+}
+
+final class ConnectionBox: @unchecked Sendable {
+    var connection: WebSocketConnection?
 }
