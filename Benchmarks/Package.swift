@@ -17,6 +17,11 @@ let package = Package(
         .executableTarget(name: "audiocore-bench", dependencies: [
             "BenchKit", .product(name: "AudioCore", package: "patchbay"), .product(name: "AudioCodecs", package: "patchbay"),
         ], path: "Sources/audiocore-bench"),
+        .executableTarget(name: "bridge-bench", dependencies: [
+            "BenchKit", .product(name: "Harness", package: "patchbay"), .product(name: "Transport", package: "patchbay"),
+            .product(name: "HTTPClient", package: "patchbay"), .product(name: "WireFormats", package: "patchbay"),
+            .product(name: "Signing", package: "patchbay"),
+        ], path: "Sources/bridge-bench"),
         .executableTarget(name: "ws-bench", dependencies: [
             "BenchKit", .product(name: "Transport", package: "patchbay"),
         ], path: "Sources/ws-bench"),

@@ -46,6 +46,8 @@ public struct AgentSimulatorConfiguration: Sendable {
     /// Fail the conversation this long after it starts (ms): an `error` event, then close 1011, as the service does
     /// on an internal error. 0 = never.
     public var failAfterMillis = 0
+    /// Latency probes (load runs): stamp sequence-probe frames, report clicks heard (see LatencyProbe.swift).
+    public var probeRegistry: ProbeRegistry?
     /// Caller speech threshold (RMS of PCM16) for interruption detection.
     public var speechRMS = 600.0
 
@@ -169,6 +171,7 @@ final class AgentSimSession: WebSocketHandler {
     var responsesPlayed = 0
     var currentResponseID: Int64 = 0
     var endAt: UInt64 = 0
+    var callID: String?
     var failAt: UInt64 = 0
 
     init(simulator: AgentSimulator, loop: EventLoop) throws {
@@ -214,6 +217,7 @@ final class AgentSimSession: WebSocketHandler {
                 return
             }
             initiated = true
+            callID = vars["twilio_call_sid"]
             sim.state.withLock { $0.initiations.append(vars) }
             let n = sim.conversationCounter.add(1, ordering: .relaxed).newValue
             connection.send(text: AgentServerMessage.metadata(conversationID: "conv_sim_\(n)", output: config.outputFormat, input: config.inputFormat))
@@ -230,10 +234,20 @@ final class AgentSimSession: WebSocketHandler {
             let bytes = UnsafeRawBufferPointer(rebasing: decodeBuffer[0..<n])
             let pcm = inputToPCM.process(bytes)
             let samples = pcm.bindMemory(to: Int16.self)
-            sim.state.withLock {
-                $0.audioChunks += 1
-                $0.audioBytes += n
-                $0.receivedPCM.append(contentsOf: samples)
+            if let registry = config.probeRegistry {
+                // Load run: stamp the echo time into sequence frames; report clicks heard (no audio kept).
+                if SequenceProbe.read(bytes) != nil {
+                    SequenceProbe.stampAgent(UnsafeMutableRawBufferPointer(rebasing: decodeBuffer[0..<n]), at: Self.now())
+                } else if let callID, ProbeRegistry.hasClick(samples) {
+                    _ = registry.clickHeard(callID: callID, at: Self.now())
+                }
+                sim.state.withLock { $0.audioChunks += 1; $0.audioBytes += n }
+            } else {
+                sim.state.withLock {
+                    $0.audioChunks += 1
+                    $0.audioBytes += n
+                    $0.receivedPCM.append(contentsOf: samples)
+                }
             }
             if config.mode == .echo {
                 echo(bytes)

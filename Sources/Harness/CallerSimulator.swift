@@ -39,6 +39,12 @@ public struct CallerSimulatorConfiguration: Sendable {
     /// After the audio, keep streaming silence frames until hanging up, as Twilio streams the line for the whole
     /// call (false: go quiet, as a line with upstream silence suppression would).
     public var silenceAfterAudio = true
+    /// Mark the audio to measure latency (load runs; replaces `audio`), see LatencyProbe.swift.
+    public var probe = ProbeMode.none
+    /// Where click times meet (`.clicks`).
+    public var probeRegistry: ProbeRegistry?
+    /// Keep every byte sent and received in the report (off for load runs).
+    public var recordAudio = true
     /// Skip sending media during these intervals (ms from the first frame): upstream silence suppression.
     public var mediaGaps: [Range<Int>] = []
 
@@ -70,6 +76,10 @@ public struct CallerReport: Sendable {
     /// Ended by a REST hang-up (through `TwilioAPISimulator`).
     public var hungUpByAPI = false
     public var startedAt: UInt64 = 0
+    /// First media received (monotonic ns; 0 if none).
+    public var firstMediaAt: UInt64 = 0
+    /// Latency probe results.
+    public var probe = ProbeSamples()
     public var firstFrameAt: UInt64 = 0
     public var endedAt: UInt64 = 0
 
@@ -154,6 +164,8 @@ final class CallerSession: WebSocketHandler {
     var finished = false
     var stopped = false
     var silenceFrames = 0
+    var highestSequence = -1
+    var probeCall: ProbeRegistry.Call?
     // Twilio's playout model.
     var queuedUntil: UInt64 = 0
     var pendingMarks: [(name: String, due: UInt64)] = []
@@ -218,7 +230,10 @@ final class CallerSession: WebSocketHandler {
             report.mediaReceived += 1
             report.payloadSizes.insert(n)
             report.mediaTimes.append(now)
-            report.receivedAudio.append(contentsOf: UnsafeRawBufferPointer(rebasing: decoded[0..<n]))
+            if report.firstMediaAt == 0 { report.firstMediaAt = now }
+            let bytes = UnsafeRawBufferPointer(rebasing: decoded[0..<n])
+            if config.recordAudio { report.receivedAudio.append(contentsOf: bytes) }
+            if config.probe != .none { probeReceived(bytes, now: now) }
             queuedUntil = max(queuedUntil, now) + UInt64(n) * 125_000 // 8 bytes per ms
         } else if s.equals(ev, "mark") {
             guard keys == 3, let m = s.member("mark", of: root), let name = s.member("name", of: m).flatMap({ s.string($0) }), !name.isEmpty else {
@@ -304,10 +319,15 @@ final class CallerSession: WebSocketHandler {
     /// Sends frame `index` of the audio (-1: a silence frame after it).
     func sendFrame(_ connection: WebSocketConnection, index: Int) {
         let audio = config.audio
-        for i in 0..<160 {
-            frame[i] = audio.isEmpty || index < 0 ? MuLaw.silence : audio[(index * 160 + i) % audio.count]
-        }
         let n = index >= 0 ? index : totalFrames + silenceFrames
+        if config.probe != .none {
+            frame.initializeMemory(as: UInt8.self, repeating: MuLaw.silence)
+            probeSend(index: n)
+        } else {
+            for i in 0..<160 {
+                frame[i] = audio.isEmpty || index < 0 ? MuLaw.silence : audio[(index * 160 + i) % audio.count]
+            }
+        }
         sequence += 1
         message.reset()
         message.append("{\"event\":\"media\",\"sequenceNumber\":\"")
@@ -324,7 +344,54 @@ final class CallerSession: WebSocketHandler {
         connection.send(textBytes: message.bytes)
         report.framesSent += 1
         report.lastFrameAt = Self.now()
-        report.sentAudio.append(contentsOf: UnsafeRawBufferPointer(frame))
+        if config.recordAudio { report.sentAudio.append(contentsOf: UnsafeRawBufferPointer(frame)) }
+    }
+
+    // MARK: Latency probe
+
+    func probeSend(index n: Int) {
+        switch config.probe {
+        case .sequence:
+            SequenceProbe.write(into: frame, sequence: UInt32(n), sentAt: Self.now())
+            report.probe.lastSequenceSent = UInt32(n)
+        case .clicks:
+            if n % 5 == 0, let registry = config.probeRegistry {
+                for (i, code) in ProbeRegistry.clickCodes.enumerated() { frame[ProbeRegistry.clickStart + i] = code }
+                if probeCall == nil { probeCall = registry.call(config.callSID) }
+                registry.clickSent(probeCall!, at: Self.now())
+            }
+        case .none: break
+        }
+    }
+
+    func probeReceived(_ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        switch config.probe {
+        case .sequence:
+            guard let h = SequenceProbe.read(bytes) else { return }
+            let seq = Int(h.sequence)
+            if report.probe.seen.isEmpty { report.probe.reserve(totalFrames + config.listenAfterMillis / 20 + 64) }
+            if seq < report.probe.seen.count {
+                if report.probe.seen[seq] { report.probe.duplicates += 1; return }
+                report.probe.seen[seq] = true
+            }
+            if seq < highestSequence { report.probe.reordered += 1 }
+            highestSequence = max(highestSequence, seq)
+            report.probe.distinct += 1
+            report.probe.rtt.append(UInt32(clamping: now &- h.sentAt))
+            if h.agentAt > h.sentAt && h.agentAt <= now {
+                report.probe.up.append(UInt32(clamping: h.agentAt - h.sentAt))
+                report.probe.down.append(UInt32(clamping: now - h.agentAt))
+            }
+        case .clicks:
+            guard ProbeRegistry.hasClick(muLaw: bytes), let registry = config.probeRegistry, let call = probeCall,
+                  let r = registry.clickReturned(call, at: now) else { return }
+            report.probe.rtt.append(UInt32(clamping: r.rtt))
+            if let down = r.down {
+                report.probe.down.append(UInt32(clamping: down))
+                report.probe.up.append(UInt32(clamping: r.rtt - down))
+            }
+        case .none: break
+        }
     }
 
     /// The caller hangs up: `stop`, then close 1000 (what Twilio does when the call ends).

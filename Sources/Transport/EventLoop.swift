@@ -55,9 +55,15 @@ public final class EventLoop: @unchecked Sendable {
     // C memory that must outlive the context.
     private let protocols: UnsafeMutablePointer<lws_protocols>
     private let retryPolicy: UnsafeMutablePointer<lws_retry_bo_t>
-    private let sul: UnsafeMutableRawPointer
     private var cStrings: [UnsafeMutablePointer<CChar>] = []
     private var thread: Thread?
+    /// The libev loop this thread runs, and the one-element array lws reads it from.
+    private var evLoop: UnsafeMutableRawPointer?
+    /// The libev timer armed for the earliest deadline of the heap.
+    private var evTimer: UnsafeMutableRawPointer?
+    /// Every 100 ms: lets lws service and re-arm its own timers (see shim.h).
+    private var kickTimer: UnsafeMutableRawPointer?
+    private let foreignLoops = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
 
     init(index: Int, configuration: ServerConfiguration, router: Router, logger: Logger) {
         self.index = index
@@ -74,10 +80,6 @@ public final class EventLoop: @unchecked Sendable {
         retryPolicy.initialize(to: lws_retry_bo_t())
         retryPolicy.pointee.secs_since_valid_ping = UInt16(clamping: configuration.webSocketPingIntervalSeconds)
         retryPolicy.pointee.secs_since_valid_hangup = UInt16(clamping: configuration.webSocketIdleTimeoutSeconds)
-        // The timer node: an lws_sorted_usec_list_t followed by a pointer back to this loop.
-        let sulSize = MemoryLayout<lws_sorted_usec_list_t>.stride
-        sul = .allocate(byteCount: sulSize + MemoryLayout<UnsafeRawPointer>.stride, alignment: 16)
-        sul.initializeMemory(as: UInt8.self, repeating: 0, count: sulSize + MemoryLayout<UnsafeRawPointer>.stride)
 
         for (i, name) in [EventLoop.protocolName, EventLoop.rawProtocolName].enumerated() {
             let s = strdup(name)!
@@ -86,13 +88,14 @@ public final class EventLoop: @unchecked Sendable {
             CWebSockets_set_callback(protocols + i, lwsCallback)
             protocols[i].rx_buffer_size = 65536
         }
-        (sul + sulSize).storeBytes(of: Unmanaged.passUnretained(self).toOpaque(), as: UnsafeMutableRawPointer.self)
     }
 
     deinit {
         protocols.deallocate()
         retryPolicy.deallocate()
-        sul.deallocate()
+        foreignLoops.deallocate()
+        if let t = evTimer { CWebSockets_timer_free(t) }
+        if let t = kickTimer { CWebSockets_timer_free(t) }
         for s in cStrings { free(s) }
     }
 
@@ -131,7 +134,7 @@ public final class EventLoop: @unchecked Sendable {
         for job in jobs { job() }
     }
 
-    // MARK: - Timers (deadline-based on the monotonic clock, one lws_sul armed for the earliest)
+    // MARK: - Timers (deadline-based on the monotonic clock, one libev timer armed for the earliest)
 
     /// Nanoseconds on the monotonic clock, the time base of `scheduleTimer(at:)`.
     public static func monotonicNanos() -> UInt64 {
@@ -184,17 +187,16 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func armTimer() {
-        guard let ctx = context else { return }
+        guard let ev = evLoop, let timer = evTimer else { return }
         while let top = timerHeap.peek(), !isLive(top) { _ = timerHeap.pop() }
         guard let next = timerHeap.peek() else {
-            if armedDeadline != .max { lws_sul_cancel(sul.assumingMemoryBound(to: lws_sorted_usec_list_t.self)); armedDeadline = .max }
+            if armedDeadline != .max { CWebSockets_timer_stop(ev, timer); armedDeadline = .max }
             return
         }
         if next.deadline == armedDeadline { return }
         let now = Self.monotonicNanos()
-        let delayMicros = next.deadline > now ? (next.deadline - now) / 1000 : 0
         armedDeadline = next.deadline
-        lws_sul_schedule(ctx, 0, sul.assumingMemoryBound(to: lws_sorted_usec_list_t.self), timerFired, lws_usec_t(delayMicros))
+        CWebSockets_timer_start(ev, timer, next.deadline > now ? Double(next.deadline - now) / 1e9 : 0)
     }
 
     func fireTimers() {
@@ -213,11 +215,6 @@ public final class EventLoop: @unchecked Sendable {
         armTimer()
     }
 
-    static func fromSul(_ p: UnsafeMutableRawPointer) -> EventLoop {
-        let raw = (p + MemoryLayout<lws_sorted_usec_list_t>.stride).load(as: UnsafeMutableRawPointer.self)
-        return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
-    }
-
     // MARK: - Lifecycle
 
     /// Creates this loop's lws context (server role, no listener of its own) and its own listening socket with
@@ -229,6 +226,14 @@ public final class EventLoop: @unchecked Sendable {
         info.port = -2 // CONTEXT_PORT_NO_LISTEN_SERVER: server role, no listener
         info.protocols = UnsafePointer(protocols)
         info.options = CWebSockets_option_ssl_global_init() | CWebSockets_option_fallback() | CWebSockets_option_validate_utf8()
+            | CWebSockets_option_libev()
+        // Our own libev loop (epoll), run by this loop's thread; lws registers its sockets and timers on it.
+        guard let ev = CWebSockets_ev_loop_new() else { throw TransportError("cannot create the libev loop") }
+        evLoop = ev
+        evTimer = CWebSockets_timer_new(evTimerFired, Unmanaged.passUnretained(self).toOpaque())
+        kickTimer = CWebSockets_timer_new(kickFired, Unmanaged.passUnretained(self).toOpaque())
+        foreignLoops.pointee = ev
+        info.foreign_loops = foreignLoops
         info.user = Unmanaged.passUnretained(self).toOpaque()
         info.gid = -1
         info.uid = -1
@@ -307,6 +312,8 @@ public final class EventLoop: @unchecked Sendable {
         mailbox.withLock { $0.context = nil }
         if let ctx = context { lws_context_destroy(ctx) }
         context = nil
+        if let ev = evLoop { CWebSockets_ev_loop_destroy(ev) }
+        evLoop = nil
         finished.store(true, ordering: .releasing)
     }
 
@@ -322,8 +329,9 @@ public final class EventLoop: @unchecked Sendable {
         loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         drainMailbox()
         armTimer()
+        if let ev = evLoop, let t = kickTimer { CWebSockets_timer_start_repeating(ev, t, 0.1) }
         while !stopRequested.load(ordering: .acquiring) {
-            if lws_service(context, 0) < 0 { break }
+            _ = CWebSockets_ev_run_once(evLoop)
         }
         // Destroying the context closes every connection; their close callbacks run here, on the loop thread.
         mailbox.withLock { $0.context = nil }
@@ -331,6 +339,10 @@ public final class EventLoop: @unchecked Sendable {
         context = nil
         lws_context_destroy(ctx)
         drainMailbox()
+        if let ev = evLoop, let t = evTimer { CWebSockets_timer_stop(ev, t) }
+        if let ev = evLoop, let t = kickTimer { CWebSockets_timer_stop(ev, t) }
+        if let ev = evLoop { CWebSockets_ev_loop_destroy(ev) }
+        evLoop = nil
         finished.store(true, ordering: .releasing)
     }
 
@@ -496,8 +508,16 @@ final class SendBuffer {
     }
 }
 
-/// The timer callback: lws calls it on the loop thread with our sul node.
-private let timerFired: @convention(c) (UnsafeMutablePointer<lws_sorted_usec_list_t>?) -> Void = { sul in
-    guard let sul else { return }
-    EventLoop.fromSul(UnsafeMutableRawPointer(sul)).fireTimers()
+/// The lws kick: a write to lws's own cancel pipe, whose handling ends in lws's timer re-arm.
+private let kickFired: @convention(c) (UnsafeMutableRawPointer?) -> Void = { owner in
+    guard let owner else { return }
+    let loop = Unmanaged<EventLoop>.fromOpaque(owner).takeUnretainedValue()
+    if let ctx = loop.context { lws_cancel_service(ctx) }
 }
+
+/// The deadline-heap timer: libev calls it on the loop thread.
+private let evTimerFired: @convention(c) (UnsafeMutableRawPointer?) -> Void = { owner in
+    guard let owner else { return }
+    Unmanaged<EventLoop>.fromOpaque(owner).takeUnretainedValue().fireTimers()
+}
+

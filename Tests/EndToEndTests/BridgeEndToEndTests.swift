@@ -39,14 +39,19 @@ struct BridgeEndToEndTests {
         let fromAgent = int(done, "agent_to_caller", "frames_received") ?? 0, toCaller = int(done, "agent_to_caller", "frames_sent") ?? 0
         #expect(int(done, "caller_to_agent", "frames_sent") == Int64(report.framesSent))
         #expect(fromAgent >= Int64(report.framesSent) - 2)
-        #expect(Int64(got.count) == toCaller * 160 && got[...] == sent.prefix(got.count), "sent \(sent.count), got \(got.count); \(done?.json ?? "no call.completed")")
+        // (Frames the gateway sent after the caller's stop crossed it are not received.)
+        #expect(Int64(got.count) <= toCaller * 160 && Int64(got.count) >= (toCaller - 10) * 160 && got[...] == sent.prefix(got.count),
+                "sent \(sent.count), got \(got.count); \(done?.json ?? "no call.completed")")
         let backlog = fromAgent - toCaller, startMillis = int(done, "agent_start_ms") ?? 0
         #expect(backlog <= startMillis / 20 + 6, "\(backlog) frames still queued; the agent leg took \(startMillis) ms to start")
         let echo = report.echoLatency(maxMillis: 400)
         #expect(echo.correlation > 0.99, "correlation \(echo.correlation) at \(echo.millis) ms")
         // Every mark is echoed once its audio has played; the last few can still be queued when the caller hangs up.
         #expect(report.marksReceived > 10 && report.marksReceived - report.marksEchoed <= 3)
-        #expect(report.longestGapMillis() < 60, "longest gap toward the caller \(report.longestGapMillis()) ms: \(debugGaps(report))")
+        // No gap of the gateway's making (its playout clock never ran dry mid-stream); the caller's wall clock also
+        // sees the test machine's scheduling, so it gets a looser bound (timings proper live in Benchmarks/).
+        #expect(int(done, "agent_to_caller", "underruns") == 0)
+        #expect(report.longestGapMillis() < 100, "longest gap toward the caller \(report.longestGapMillis()) ms: \(debugGaps(report))")
         #expect(report.closeCode == 1000)
         // Events: started, two DTMF, completed with the caller's hang-up and clean stats.
         #expect(rig.events.events.first?.type == "call.started")
@@ -74,7 +79,8 @@ struct BridgeEndToEndTests {
         let echo = report.echoLatency(maxMillis: 400)
         #expect(echo.correlation > 0.8, "correlation \(echo.correlation) at \(echo.millis) ms")
         #expect(echo.millis < 100)
-        #expect(report.longestGapMillis() < 60)
+        #expect(int(done, "agent_to_caller", "underruns") == 0)
+        #expect(report.longestGapMillis() < 100, "longest gap toward the caller \(report.longestGapMillis()) ms: \(debugGaps(report))")
         if case .object(let formats)? = done?.data["formats"] {
             #expect(formats.first { $0.0 == "transcoding" }?.1 == .bool(true))
         } else {
