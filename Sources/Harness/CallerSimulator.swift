@@ -165,6 +165,7 @@ final class CallerSession: WebSocketHandler {
     var stopped = false
     var silenceFrames = 0
     var highestSequence = -1
+    var closeAt: UInt64 = .max
     var probeCall: ProbeRegistry.Call?
     // Twilio's playout model.
     var queuedUntil: UInt64 = 0
@@ -279,7 +280,7 @@ final class CallerSession: WebSocketHandler {
 
     func schedule() {
         guard !finished else { return }
-        var next = min(deadline, endAt)
+        var next = min(deadline, endAt, closeAt)
         if frameIndex < totalFrames || (config.silenceAfterAudio && !stopped) { next = min(next, nextFrameAt) }
         if let m = pendingMarks.first { next = min(next, m.due) }
         timer?.schedule(at: next)
@@ -288,6 +289,10 @@ final class CallerSession: WebSocketHandler {
     func tick() {
         guard !finished else { return }
         let now = Self.now()
+        if now >= closeAt, let connection {
+            closeAt = .max
+            connection.close(.normal, reason: "call ended")
+        }
         if now >= deadline { hangUp(); return }
         guard let connection, report.connected else { schedule(); return }
         echoMarks(now: now)
@@ -394,18 +399,20 @@ final class CallerSession: WebSocketHandler {
         }
     }
 
-    /// The caller hangs up: `stop`, then close 1000 (what Twilio does when the call ends).
+    /// The caller hangs up: `stop`, then close 1000 a moment later (what Twilio does when the call ends). The pause
+    /// lets the gateway read `stop` before the socket goes: closing at once with the gateway's media still arriving
+    /// can make the kernel reset the connection and drop `stop` on the way.
     func hangUp() {
         guard !stopped, let connection else { end(); return }
         stopped = true
         sequence += 1
         connection.send(text: "{\"event\":\"stop\",\"sequenceNumber\":\"\(sequence)\",\"streamSid\":\"\(config.streamSID)\",\"stop\":{\"accountSid\":\"\(config.accountSID)\",\"callSid\":\"\(config.callSID)\"}}")
-        connection.close(.normal, reason: "call ended")
+        closeAt = Self.now() + 100_000_000
         // The close callback ends the run; give up waiting after 3 s.
         deadline = Self.now() + 3_000_000_000
         endAt = .max
         totalFrames = frameIndex
-        timer?.schedule(at: deadline)
+        timer?.schedule(at: closeAt)
     }
 
     /// Twilio's REST API was asked to end this call.

@@ -277,7 +277,9 @@ final class CallSession: WebSocketHandler {
             for _ in 0..<silence { toAgent(UnsafeRawBufferPointer(silenceFrame), silence: true) }
             toAgent(UnsafeRawBufferPointer(rebasing: inFrame[0..<n]), silence: false)
         }
-        uplinkTimer?.schedule(at: UInt64(max(0, stage.nextTickMillis)) * 1_000_000)
+        // The stall timer only moves later as frames arrive: arm it once and let it re-arm itself when it fires,
+        // rather than touching the timer heap for every frame.
+        if let t = uplinkTimer, !t.isScheduled { t.schedule(at: UInt64(max(0, stage.nextTickMillis)) * 1_000_000) }
     }
 
     /// The clock ran with no caller audio: keep the agent fed with silence at real-time pace.
@@ -334,7 +336,7 @@ final class CallSession: WebSocketHandler {
     func twilioClosed(code: WebSocketCloseCode) {
         twilio = nil
         if twilioPhase == .streaming || (twilioPhase == .ended && start != nil) {
-            if endReason == nil { endReason = stopReceived ? "caller_hangup" : (code == .normal ? "twilio_closed" : "twilio_disconnected") }
+            if endReason == nil { endReason = stopReceived ? "caller_hangup" : (code == .normal ? "twilio_closed" : "twilio_disconnected_\(code.rawValue)") }
             twilioPhase = .ended
             closeAgent()
             finish()

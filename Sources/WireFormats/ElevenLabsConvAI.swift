@@ -27,9 +27,15 @@ public enum AgentServerEvent {
         func text(_ key: StaticString, _ o: JSONSpan?) -> String? { o.flatMap { scanner.member(key, of: $0) }.flatMap { scanner.string($0) } }
         func int(_ key: StaticString, _ o: JSONSpan?) -> Int64? { o.flatMap { scanner.member(key, of: $0) }.flatMap { scanner.integer($0) } }
         if scanner.equals(type, "audio") {
-            let e = object("audio_event")
-            if let e, let p = scanner.member("audio_base_64", of: e), p.kind == .string {
-                return .audio(payload: p, eventID: int("event_id", e) ?? -1)
+            if let e = object("audio_event") {
+                // One pass over the event (the payload is most of the message).
+                var payload: JSONSpan?, id: Int64 = -1
+                scanner.forEachMember(of: e) { name, value in
+                    if scanner.equals(name, "audio_base_64") { payload = value }
+                    else if scanner.equals(name, "event_id") { id = scanner.integer(value) ?? -1 }
+                    return true
+                }
+                if let payload, payload.kind == .string { return .audio(payload: payload, eventID: id) }
             }
             // Legacy shape (§4): {"type":"audio","audio":{"chunk":"…"}}.
             if let legacy = object("audio"), let p = scanner.member("chunk", of: legacy), p.kind == .string {

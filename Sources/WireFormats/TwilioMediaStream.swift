@@ -34,11 +34,23 @@ public struct TwilioInboundMessage {
 
     public init() {}
 
-    /// Scans `scanner`'s document. False when it is not one JSON object with a string `event`.
+    /// Scans `scanner`'s document. False when it is not one JSON object with a string `event`. One pass over the
+    /// members, one over the event's object: the payload is walked twice, not once per field looked up.
     public mutating func parse(_ scanner: JSONScanner) -> Bool {
         self = TwilioInboundMessage()
-        guard let root = scanner.rootObject(), let ev = scanner.member("event", of: root), ev.kind == .string else { return false }
+        guard let root = scanner.rootObject() else { return false }
         self.root = root
+        var eventSpan: JSONSpan?, media: JSONSpan?, mark: JSONSpan?, dtmf: JSONSpan?
+        scanner.forEachMember(of: root) { name, value in
+            if scanner.equals(name, "event") { eventSpan = value }
+            else if scanner.equals(name, "sequenceNumber") { sequenceNumber = scanner.integer(value) ?? -1 }
+            else if scanner.equals(name, "streamSid") { if value.kind == .string { streamSID = value } }
+            else if scanner.equals(name, "media") { media = value }
+            else if scanner.equals(name, "mark") { mark = value }
+            else if scanner.equals(name, "dtmf") { dtmf = value }
+            return true
+        }
+        guard let ev = eventSpan, ev.kind == .string else { return false }
         if scanner.equals(ev, "media") { event = .media }
         else if scanner.equals(ev, "mark") { event = .mark }
         else if scanner.equals(ev, "start") { event = .start }
@@ -46,19 +58,20 @@ public struct TwilioInboundMessage {
         else if scanner.equals(ev, "dtmf") { event = .dtmf }
         else if scanner.equals(ev, "stop") { event = .stop }
         else { event = .unknown }
-        if let s = scanner.member("sequenceNumber", of: root) { sequenceNumber = scanner.integer(s) ?? -1 }
-        if let s = scanner.member("streamSid", of: root), s.kind == .string { streamSID = s }
         switch event {
         case .media:
-            guard let m = scanner.member("media", of: root) else { return true }
-            if let p = scanner.member("payload", of: m), p.kind == .string { mediaPayload = p }
-            if let t = scanner.member("timestamp", of: m) { mediaTimestampMillis = scanner.integer(t) ?? -1 }
-            if let c = scanner.member("chunk", of: m) { mediaChunk = scanner.integer(c) ?? -1 }
-            if let t = scanner.member("track", of: m) { mediaTrackIsInbound = scanner.equals(t, "inbound") }
+            guard let body = media else { return true }
+            scanner.forEachMember(of: body) { name, value in
+                if scanner.equals(name, "payload") { if value.kind == .string { mediaPayload = value } }
+                else if scanner.equals(name, "timestamp") { mediaTimestampMillis = scanner.integer(value) ?? -1 }
+                else if scanner.equals(name, "chunk") { mediaChunk = scanner.integer(value) ?? -1 }
+                else if scanner.equals(name, "track") { mediaTrackIsInbound = scanner.equals(value, "inbound") }
+                return true
+            }
         case .mark:
-            if let m = scanner.member("mark", of: root), let n = scanner.member("name", of: m), n.kind == .string { markName = n }
+            if let body = mark, let n = scanner.member("name", of: body), n.kind == .string { markName = n }
         case .dtmf:
-            if let d = scanner.member("dtmf", of: root), let n = scanner.member("digit", of: d), n.kind == .string { dtmfDigit = n }
+            if let body = dtmf, let n = scanner.member("digit", of: body), n.kind == .string { dtmfDigit = n }
         default: break
         }
         return true

@@ -184,7 +184,7 @@ struct TeardownTests {
         await rig.shutdown()
 
         #expect(started)
-        #expect(string(done, "reason") == "twilio_disconnected")
+        #expect(string(done, "reason") == "twilio_disconnected_1001")
         #expect(closed)
     }
 }
