@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages: the C libraries we link, and the independent tools the tests cross-check against.
-APT_BUILD := pkg-config libwebsockets-dev libopus-dev libcurl4-openssl-dev libssl-dev libspeexdsp-dev libogg-dev libsqlite3-dev
+APT_BUILD := pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libopus-dev libcurl4-openssl-dev libssl-dev libspeexdsp-dev libogg-dev libsqlite3-dev
 APT_TEST  := opus-tools espeak-ng sox openssl python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv

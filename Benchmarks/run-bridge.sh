@@ -19,7 +19,7 @@ for run in $(seq "$runs"); do
     taskset -c 0 ../.build/release/patchbay serve & pid=$!
   echo "run $run: $calls calls, $format, ${seconds}s"
   taskset -c 1 .build/release/bridge-bench --patchbay "127.0.0.1:$port" --pid "$pid" --agent-port "$agentport" \
-    --calls "$calls" --seconds "$seconds" --format "$format" --ramp "$(python3 -c "print(min(10, max(2, $calls / 50)))")"
+    --calls "$calls" --seconds "$seconds" --format "$format" --ramp "$(python3 -c "print(min(10, max(2, $calls / 50)))")" ${BRIDGE_BENCH_ARGS:-}
   kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
   rm -rf "$data"
 done

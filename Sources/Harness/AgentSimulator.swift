@@ -46,6 +46,9 @@ public struct AgentSimulatorConfiguration: Sendable {
     /// Fail the conversation this long after it starts (ms): an `error` event, then close 1011, as the service does
     /// on an internal error. 0 = never.
     public var failAfterMillis = 0
+    /// Echo mode: send an `interruption` this often (ms; 0 = never), each for the response being echoed, which then
+    /// continues as a new response (load runs measure interruption -> clear).
+    public var interruptEveryMillis = 0
     /// Latency probes (load runs): stamp sequence-probe frames, report clicks heard (see LatencyProbe.swift).
     public var probeRegistry: ProbeRegistry?
     /// Caller speech threshold (RMS of PCM16) for interruption detection.
@@ -172,6 +175,8 @@ final class AgentSimSession: WebSocketHandler {
     var currentResponseID: Int64 = 0
     var endAt: UInt64 = 0
     var callID: String?
+    var echoEventID: Int64 = 1
+    var nextInterruptAt: UInt64 = .max
     var failAt: UInt64 = 0
 
     init(simulator: AgentSimulator, loop: EventLoop) throws {
@@ -225,6 +230,7 @@ final class AgentSimSession: WebSocketHandler {
             nextPingAt = config.pingIntervalMillis > 0 ? now + UInt64(config.pingIntervalMillis) * 1_000_000 : .max
             if config.mode == .script { startResponse(now: now) }
             if config.failAfterMillis > 0 { failAt = now + UInt64(config.failAfterMillis) * 1_000_000 }
+            if config.interruptEveryMillis > 0 { nextInterruptAt = now + UInt64(config.interruptEveryMillis) * 1_000_000 }
             schedule(now: now)
             return
         }
@@ -289,7 +295,7 @@ final class AgentSimSession: WebSocketHandler {
         let out = echoPipeline.process(bytes)
         guard out.count > 0, let connection else { return }
         if config.echoDelayMillis == 0 {
-            connection.send(textBytes: AgentServerMessage.audio(out, eventID: 1, into: message))
+            connection.send(textBytes: AgentServerMessage.audio(out, eventID: echoEventID, into: message))
             return
         }
         echoQueue.append((Self.now() + UInt64(config.echoDelayMillis) * 1_000_000, Array(out)))
@@ -366,6 +372,7 @@ final class AgentSimSession: WebSocketHandler {
         if let p = playing { next = min(next, p.nextAt) }
         if endAt > 0 { next = min(next, endAt) }
         if failAt > 0 { next = min(next, failAt) }
+        next = min(next, nextInterruptAt)
         if next != .max { timer?.schedule(at: max(next, now)) }
     }
 
@@ -384,7 +391,7 @@ final class AgentSimSession: WebSocketHandler {
             nextPingAt += UInt64(config.pingIntervalMillis) * 1_000_000
         }
         while echoHead < echoQueue.count, echoQueue[echoHead].due <= now + 200_000 {
-            echoQueue[echoHead].bytes.withUnsafeBytes { connection.send(textBytes: AgentServerMessage.audio($0, eventID: 1, into: message)) }
+            echoQueue[echoHead].bytes.withUnsafeBytes { connection.send(textBytes: AgentServerMessage.audio($0, eventID: echoEventID, into: message)) }
             echoHead += 1
         }
         if echoHead > 256 && echoHead * 2 > echoQueue.count {
@@ -409,6 +416,14 @@ final class AgentSimSession: WebSocketHandler {
             } else {
                 playing = p
             }
+        }
+        if now >= nextInterruptAt {
+            nextInterruptAt += UInt64(config.interruptEveryMillis) * 1_000_000
+            connection.send(text: AgentServerMessage.interruption(eventID: echoEventID))
+            let sentAt = Self.now()
+            if let registry = config.probeRegistry, let callID { registry.interruptionSent(callID: callID, at: sentAt) }
+            sim.state.withLock { $0.interruptionsSent += 1; $0.interruptionTimes.append(sentAt) }
+            echoEventID += 1
         }
         if failAt > 0 && now >= failAt {
             closed = true

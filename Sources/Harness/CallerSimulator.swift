@@ -54,6 +54,8 @@ public struct CallerSimulatorConfiguration: Sendable {
 /// What the caller measured.
 public struct CallerReport: Sendable {
     public var connected = false
+    /// The call's SID (from the configuration).
+    public var callSID = ""
     /// HTTP status or close code when the connection failed or was refused.
     public var closeCode: UInt16?
     public var closeReason = ""
@@ -188,6 +190,7 @@ final class CallerSession: WebSocketHandler {
 
     func begin() {
         report.startedAt = Self.now()
+        report.callSID = config.callSID
         var headers = HTTPHeaders()
         if let token = config.authToken {
             headers.add(name: "X-Twilio-Signature", value: TwilioRequestSignature.compute(authToken: token, url: config.signedURL ?? config.url))

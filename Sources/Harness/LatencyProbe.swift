@@ -49,6 +49,7 @@ public final class ProbeRegistry: Sendable {
     final class Call: Sendable {
         let sent = Mutex<[UInt64]>([])
         let heard = Mutex<[UInt64]>([])
+        let interruptions = Mutex<[UInt64]>([])
     }
     private let calls = Mutex<[String: Call]>([:])
 
@@ -61,6 +62,15 @@ public final class ProbeRegistry: Sendable {
             map[id] = c
             return c
         }
+    }
+
+    /// The agent sent an `interruption` on call `id`.
+    func interruptionSent(callID id: String, at t: UInt64) { call(id).interruptions.withLock { $0.append(t) } }
+
+    /// For each `clear` the caller got (monotonic ns), the time since the agent's latest interruption before it.
+    public func clearDelays(callID id: String, clears: [UInt64]) -> [UInt64] {
+        let sent = call(id).interruptions.withLock { $0 }
+        return clears.compactMap { c in sent.last { $0 <= c }.map { c - $0 } }
     }
 
     /// The caller sent a click.

@@ -22,6 +22,7 @@ struct Options {
     var rampSeconds = 5.0
     var token = "bench-token-0123456789"
     var floorConnections = 4
+    var interruptEveryMillis = 0
 
     init() {
         var args = CommandLine.arguments.dropFirst()
@@ -36,6 +37,7 @@ struct Options {
             case "--format": format = v
             case "--ramp": rampSeconds = Double(v) ?? rampSeconds
             case "--token": token = v
+            case "--interrupt-every-ms": interruptEveryMillis = Int(v) ?? 0
             default: fatalError("unknown option \(a)")
             }
         }
@@ -159,6 +161,7 @@ agentConfig.inputFormat = options.format
 agentConfig.outputFormat = options.format
 agentConfig.pingIntervalMillis = 5000
 agentConfig.probeRegistry = registry
+agentConfig.interruptEveryMillis = options.interruptEveryMillis
 let agent = try AgentSimulator(configuration: agentConfig, port: options.agentPort, loops: 1, logger: logger)
 try agent.start()
 let callers = try CallerSimulator.makeClientServer(loops: 1, logger: logger)
@@ -234,9 +237,11 @@ var rtt: [UInt32] = [], up: [UInt32] = [], down: [UInt32] = []
 var setup: [UInt32] = []
 var within = 0, totalFrames = 0, lateSends = 0, sent = 0, received = 0, lost = 0, duplicates = 0, reordered = 0
 var longestGap = 0.0, connected = 0
+var clearDelays: [UInt32] = []
 for r in all {
     rtt += r.probe.rtt; up += r.probe.up; down += r.probe.down
     if r.connected { connected += 1 }
+    clearDelays += registry.clearDelays(callID: r.callSID, clears: r.clearTimes).map { UInt32(clamping: $0) }
     if r.firstMediaAt > 0 { setup.append(UInt32(clamping: r.firstMediaAt - r.startedAt)) }
     let s = slotShare(r.mediaTimes)
     within += s.within; totalFrames += s.total
@@ -264,6 +269,11 @@ print(String(format: "caller->agent ms p50 %.3f p99 %.3f p99.9 %.3f | added p50 
 print(String(format: "agent->caller ms p50 %.3f p99 %.3f p99.9 %.3f | added p50 %@ p99 %@ p99.9 %@", pct(down, 0.5), pct(down, 0.99), pct(down, 0.999), added(pct(down, 0.5), fd), added(pct(down, 0.99), fd), added(pct(down, 0.999), fd)))
 print(String(format: "round trip ms p50 %.3f p99 %.3f p99.9 %.3f (%d samples)", pct(rtt, 0.5), pct(rtt, 0.99), pct(rtt, 0.999), rtt.count))
 print(String(format: "frames sent %d, received %d, lost %d, duplicated %d, reordered %d; within 5 ms of slot %.4f %%; longest gap %.1f ms", sent, received, lost, duplicates, reordered, Double(within) / Double(max(1, totalFrames)) * 100, longestGap))
+if options.interruptEveryMillis > 0 {
+    print(String(format: "interruption -> clear at the caller ms (agent -> gateway -> caller, two hops) p50 %.3f p99 %.3f p99.9 %.3f (%d) | added p50 %@ p99 %@",
+                 pct(clearDelays, 0.5), pct(clearDelays, 0.99), pct(clearDelays, 0.999), clearDelays.count,
+                 String(format: "%.3f", max(0, pct(clearDelays, 0.5) - fd - fu)), String(format: "%.3f", max(0, pct(clearDelays, 0.99) - fd - fu))))
+}
 print(String(format: "call set-up (connect to first echoed frame) ms p50 %.1f p99 %.1f; load generator late sends %d%@", pct(setup, 0.5), pct(setup, 0.99), lateSends, lateSends == 0 ? "" : " (RUN DOES NOT COUNT)"))
 await callers.shutdown(timeout: .seconds(2))
 await agent.shutdown()
