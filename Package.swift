@@ -42,7 +42,7 @@ let package = Package(
     ],
     targets: [
         // C libraries: each one a module map, a shim.h of static inline helpers, nothing compiled.
-        systemLibrary("CWebSockets", pkgConfig: "libwebsockets", apt: ["libwebsockets-dev"]),
+        systemLibrary("CWebSockets", pkgConfig: "libwebsockets", apt: ["libwebsockets-dev", "libwebsockets-evlib-ev", "libev-dev"]),
         systemLibrary("CCurl", pkgConfig: "libcurl", apt: ["libcurl4-openssl-dev"]),
         systemLibrary("COpenSSL", pkgConfig: "openssl", apt: ["libssl-dev"]),
         systemLibrary("COpus", pkgConfig: "opus", apt: ["libopus-dev"]),

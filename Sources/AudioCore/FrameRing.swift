@@ -1,27 +1,62 @@
-// A bounded ring of fixed-size frames, each tagged with an integer (the agent response it belongs to). Storage is
-// allocated once; push and pop copy bytes and allocate nothing. Overflow policy: `tryPush` refuses the new frame
-// (counted by the caller); nothing already queued is dropped except by `removeAll` (barge-in).
+// A bounded ring of fixed-size frames, each tagged with an integer (the agent response it belongs to). Push and pop
+// copy bytes and allocate nothing. It starts small and `grow()`s by doubling up to its bound when a burst needs it
+// (a reallocation per doubling, never per frame), so an idle or real-time call does not hold the bound's memory.
+// Overflow policy: at the bound `tryPush` refuses the new frame (counted by the caller); nothing already queued is
+// dropped except by `removeAll` (barge-in).
 
 /// See the file header. Loop-owned.
 public final class FrameRing {
     /// Bytes per frame.
     public let frameBytes: Int
-    /// Frames it can hold (a power of two).
-    public let capacity: Int
-    private let mask: Int
-    private let storage: UnsafeMutableRawBufferPointer
-    private let tags: UnsafeMutableBufferPointer<Int64>
+    /// Frames it can hold now (a power of two).
+    public private(set) var capacity: Int
+    /// The most it may grow to (a power of two).
+    public let maxCapacity: Int
+    private var mask: Int
+    private var storage: UnsafeMutableRawBufferPointer
+    private var tags: UnsafeMutableBufferPointer<Int64>
     private var head = 0, tail = 0
 
-    public init(frameBytes: Int, capacity: Int) {
-        var slots = 1
-        while slots < max(2, capacity) { slots <<= 1 }
+    /// A ring of `capacity` frames that may grow to `maxCapacity` (rounded up to powers of two).
+    public init(frameBytes: Int, capacity: Int, maxCapacity: Int? = nil) {
+        func pow2(_ n: Int) -> Int {
+            var slots = 1
+            while slots < max(2, n) { slots <<= 1 }
+            return slots
+        }
+        let slots = pow2(capacity)
         self.frameBytes = frameBytes
         self.capacity = slots
+        self.maxCapacity = max(slots, pow2(maxCapacity ?? capacity))
         mask = slots - 1
         storage = .allocate(byteCount: slots * frameBytes, alignment: 16)
         tags = .allocate(capacity: slots)
         tags.initialize(repeating: 0)
+    }
+
+    /// Doubles the capacity (up to `maxCapacity`), keeping the frames in order; false at the bound.
+    @discardableResult
+    public func grow() -> Bool {
+        guard capacity < maxCapacity else { return false }
+        let newCapacity = capacity * 2
+        let newStorage = UnsafeMutableRawBufferPointer.allocate(byteCount: newCapacity * frameBytes, alignment: 16)
+        let newTags = UnsafeMutableBufferPointer<Int64>.allocate(capacity: newCapacity)
+        newTags.initialize(repeating: 0)
+        let n = count
+        for i in 0..<n {
+            let from = (head + i) & mask
+            (newStorage.baseAddress! + i * frameBytes).copyMemory(from: storage.baseAddress! + from * frameBytes, byteCount: frameBytes)
+            newTags[i] = tags[from]
+        }
+        storage.deallocate()
+        tags.deallocate()
+        storage = newStorage
+        tags = newTags
+        capacity = newCapacity
+        mask = newCapacity - 1
+        head = 0
+        tail = n
+        return true
     }
 
     deinit {

@@ -205,6 +205,7 @@ extension CallSession {
         tailCount = 0
         stats.framesFromAgent += 1
         ledger.frameReceived(eventID: tailTag)
+        if outRing.isFull { outRing.grow() }
         if outRing.tryPush(UnsafeRawBufferPointer(tail), tag: tailTag) {
             lastPushedTag = tailTag
         } else {

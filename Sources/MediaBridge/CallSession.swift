@@ -103,7 +103,8 @@ final class CallSession: WebSocketHandler {
         logger = bridge.logger
         scratch = bridge.scratch(for: loop)
         preAgent = FrameRing(frameBytes: 160, capacity: max(1, settings.preAgentBufferMillis / 20))
-        outRing = FrameRing(frameBytes: 160, capacity: max(8, settings.outboundBufferMillis / 20))
+        // 1 s to start; bursts double it up to the bound (agent audio arrives faster than real time).
+        outRing = FrameRing(frameBytes: 160, capacity: 64, maxCapacity: max(64, settings.outboundBufferMillis / 20))
         stage = InboundJitterStage(stallAllowanceMillis: settings.inboundStallMillis)
         pacer = PlayoutPacer(maxLeadMillis: settings.maxLeadMillis)
         silenceFrame.initializeMemory(as: UInt8.self, repeating: MuLaw.silence)

@@ -111,21 +111,25 @@ public final class Application: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully and returns.
     public func runUntilSignalled() async {
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
-        for await sig in stream {
-            logger.notice("shutdown requested", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
-            break
-        }
+        let sig = await waitForTerminationSignal()
+        logger.notice("shutdown requested", metadata: ["signal": "\(sig == SIGTERM ? "SIGTERM" : "SIGINT")"])
         await shutdown()
     }
+}
+
+/// Waits for SIGTERM or SIGINT (both stop killing the process while this waits) and returns which one came.
+public func waitForTerminationSignal() async -> Int32 {
+    let (stream, continuation) = AsyncStream<Int32>.makeStream()
+    let sources = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { continuation.yield(sig) }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    for await sig in stream { return sig }
+    return SIGTERM
 }
 
 /// `/healthz`, `/readyz`, `/metrics`.

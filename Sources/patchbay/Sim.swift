@@ -6,6 +6,7 @@ import Foundation
 import Harness
 import HTTPClient
 import Logging
+import PatchbayServer
 import Signing
 import Transport
 import WireFormats
@@ -15,20 +16,6 @@ struct Sim: AsyncParsableCommand {
         abstract: "Simulators: an ElevenLabs ConvAI agent and a Twilio Media Streams caller.",
         subcommands: [AgentCommand.self, CallerCommand.self]
     )
-}
-
-/// Waits for SIGINT or SIGTERM.
-func waitForSignal() async {
-    let (stream, continuation) = AsyncStream<Int32>.makeStream()
-    let sources = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
-        signal(sig, SIG_IGN)
-        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        s.setEventHandler { continuation.yield(sig) }
-        s.resume()
-        return s
-    }
-    for await _ in stream { break }
-    sources.forEach { $0.cancel() }
 }
 
 func simLogger(_ label: String, verbose: Bool) -> Logger {
@@ -99,7 +86,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("agent simulator (\(mode), in \(inputFormat), out \(outputFormat)) on http://\(host):\(sim.port)  (ELEVENLABS_API_URL=http://\(host):\(sim.port))")
-        await waitForSignal()
+        _ = await waitForTerminationSignal()
         await sim.shutdown()
         let r = sim.report
         print("sessions \(r.sessions), rejected \(r.rejectedSessions), audio chunks \(r.audioChunks), pings \(r.pingsSent), pongs matched \(r.pongsMatched), interruptions \(r.interruptionsSent), DTMF/user messages \(r.userMessages.count)")

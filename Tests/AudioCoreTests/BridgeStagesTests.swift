@@ -79,6 +79,24 @@ struct BridgeStagesTests {
         #expect(p.lead(now: 5 * ms) == 0 && p.canSend(now: 5 * ms))
     }
 
+    @Test("the frame ring grows by doubling up to its bound, keeping frames in order, then refuses")
+    func ringGrows() {
+        let r = FrameRing(frameBytes: 2, capacity: 2, maxCapacity: 8)
+        var pushed: Int64 = 0
+        while true {
+            if r.isFull && !r.grow() { break }
+            #expect([UInt8(pushed), UInt8(pushed)].withUnsafeBytes { r.tryPush($0, tag: pushed) })
+            pushed += 1
+            if pushed == 3 { r.removeFirst() } // wrap the ring before it grows
+        }
+        #expect(r.capacity == 8 && r.count == 8)
+        #expect(![UInt8(9), 9].withUnsafeBytes { r.tryPush($0, tag: 9) })
+        for expected in Int64(1)..<pushed {
+            #expect(r.firstTag == expected && r.first.map(Array.init) == [UInt8(expected), UInt8(expected)])
+            r.removeFirst()
+        }
+    }
+
     @Test("the frame ring refuses when full and empties on removeAll")
     func ring() {
         let r = FrameRing(frameBytes: 4, capacity: 3) // rounds up to 4

@@ -172,11 +172,8 @@ struct TeardownTests {
         let c = try await rig.caller(audio: [])
         let start = TwilioStart(streamSID: c.streamSID, accountSID: twilioAccount, callSID: c.callSID, customParameters: c.customParameters).json()
         let client = RawStreamClient([.text(ProtocolViolationTests.connected), .text(start)])
-        var headers = HTTPHeaders()
-        headers.add(name: "X-Twilio-Signature", value: TwilioRequestSignature.compute(authToken: twilioToken, url: "wss://gw.example.com/twilio/media"))
-        let loop = rig.callers.loops[0], url = rig.mediaURL, h = headers
-        let box = ConnectionBox()
-        loop.execute { box.connection = loop.connectWebSocket(url: url, headers: h, handler: client) }
+        let loop = rig.callers.loops[0]
+        let box = rig.openRawStream(client)
         let started = eventually(seconds: 5) { rig.agent.report.initiations.count == 1 }
         loop.execute { box.connection?.close(.goingAway, reason: "network lost") }
         let done = rig.event("call.completed")
@@ -187,8 +184,4 @@ struct TeardownTests {
         #expect(string(done, "reason") == "twilio_disconnected_1001")
         #expect(closed)
     }
-}
-
-final class ConnectionBox: @unchecked Sendable {
-    var connection: WebSocketConnection?
 }

@@ -40,12 +40,7 @@ struct ProtocolViolationTests {
     /// Opens a raw stream (signed unless told otherwise), sends `messages`, returns the close code.
     func run(_ rig: Rig, signature: String? = nil, _ messages: [RawStreamClient.Either]) -> (opened: Bool, code: UInt16?, reason: String) {
         let client = RawStreamClient(messages)
-        var headers = HTTPHeaders()
-        headers.add(name: "X-Twilio-Signature", value: signature ?? TwilioRequestSignature.compute(authToken: twilioToken, url: "wss://gw.example.com/twilio/media"))
-        let loop = rig.callers.loops[0]
-        let url = rig.mediaURL
-        let h = headers
-        loop.execute { _ = loop.connectWebSocket(url: url, headers: h, handler: client) }
+        _ = rig.openRawStream(client, signature: signature)
         _ = eventually(seconds: 8) { client.result.withLock { $0.code != nil } }
         return client.result.withLock { $0 }
     }

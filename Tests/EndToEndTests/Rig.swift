@@ -98,6 +98,16 @@ final class Rig: @unchecked Sendable {
         await CallerSimulator.run(c, on: callers.loops[0], api: api)
     }
 
+    /// Opens a raw Twilio-side stream on the callers' loop, signed like Twilio unless `signature` says otherwise.
+    func openRawStream(_ handler: any WebSocketHandler & Sendable, signature: String? = nil) -> ConnectionBox {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Twilio-Signature", value: signature ?? TwilioRequestSignature.compute(authToken: twilioToken, url: "wss://gw.example.com/twilio/media"))
+        let loop = callers.loops[0], url = mediaURL, h = headers
+        let box = ConnectionBox()
+        loop.execute { box.connection = loop.connectWebSocket(url: url, headers: h, handler: handler) }
+        return box
+    }
+
     /// Waits for an event of `type` (polling; the sink is filled from loop threads).
     func event(_ type: String, seconds: Double = 5) -> PatchbayEvent? {
         var found: PatchbayEvent?
@@ -149,4 +159,9 @@ func string(_ e: PatchbayEvent?, _ path: String...) -> String? {
     for p in path { v = v?[p] }
     if case .string(let s)? = v { return s }
     return nil
+}
+
+/// A connection handed back from the loop that opened it (touched only on that loop).
+final class ConnectionBox: @unchecked Sendable {
+    var connection: WebSocketConnection?
 }
