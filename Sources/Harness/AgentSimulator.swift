@@ -199,7 +199,7 @@ final class AgentSimSession: WebSocketHandler {
     func webSocketDidOpen(_ connection: WebSocketConnection) {
         self.connection = connection
         connection.maxMessageBytes = 1 << 20
-        timer = loop.makeTimer { [weak self] in self?.tick() }
+        timer = loop.makeTimer { self.tick() } // released by invalidate() on close
         timer?.schedule(at: Self.now() + 5_000_000_000) // the initiation must come soon
     }
 

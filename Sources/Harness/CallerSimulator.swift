@@ -197,7 +197,7 @@ final class CallerSession: WebSocketHandler {
         }
         connection = loop.connectWebSocket(url: config.url, headers: headers, handler: self)
         connection?.maxMessageBytes = 1 << 20
-        timer = loop.makeTimer { [weak self] in self?.tick() }
+        timer = loop.makeTimer { self.tick() } // released by invalidate() in end()
         deadline = report.startedAt + UInt64(config.maxCallMillis) * 1_000_000
         timer?.schedule(at: deadline)
     }

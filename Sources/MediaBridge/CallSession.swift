@@ -129,9 +129,9 @@ final class CallSession: WebSocketHandler {
         lastTwilioMessage = now
         twilioStartDeadline = now + UInt64(settings.twilioStartTimeoutMillis) * 1_000_000
         bridge.counters.activeCalls.add(1, ordering: .relaxed)
-        uplinkTimer = loop.makeTimer { [weak self] in self?.uplinkTick() }
-        playoutTimer = loop.makeTimer { [weak self] in self?.playoutTick() }
-        houseTimer = loop.makeTimer { [weak self] in self?.housekeeping() }
+        uplinkTimer = loop.makeTimer { self.uplinkTick() } // the three are released by invalidate() in finish()
+        playoutTimer = loop.makeTimer { self.playoutTick() }
+        houseTimer = loop.makeTimer { self.housekeeping() }
         houseTimer?.schedule(at: now + 250_000_000)
     }
 

@@ -175,6 +175,7 @@ struct PlaybackLedger {
     }
 
     private mutating func responseIndex(_ eventID: Int64) -> Int {
+        if let i = responses.indices.last, responses[i].eventID == eventID { return i } // the common case, per frame
         if let i = responses.lastIndex(where: { $0.eventID == eventID }) { return i }
         if responses.count >= Self.maxResponses { responses.removeFirst() }
         responses.append(ResponseRecord(eventID: eventID))

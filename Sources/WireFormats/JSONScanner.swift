@@ -203,6 +203,19 @@ public struct JSONScanner {
     private func string(at i: Int) -> JSONSpan? {
         guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
         var j = i + 1, escapes = false
+        // Eight bytes at a time while none is a quote, a backslash or a control character (base64 payloads are
+        // most of every media message). Bit tricks from "Bit Twiddling Hacks" (haszero / hasless): a word can flag
+        // a byte that is not there only after a real one, and the byte loop below settles it exactly.
+        if let base = bytes.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while j + 8 <= bytes.count {
+                let w = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
+                let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- ones &* 0x20) & ~w)
+                if found & highs != 0 { break }
+                j += 8
+            }
+        }
         while j < bytes.count {
             let c = bytes[j]
             if c == UInt8(ascii: "\"") { return JSONSpan(kind: .string, start: i + 1, end: j, hasEscapes: escapes, isTrue: false) }

@@ -37,6 +37,24 @@ struct MessageTests {
         }
     }
 
+    @Test("strings of every length with an escape, a quote or a control byte at every position agree with Foundation")
+    func stringPositions() throws {
+        for length in 0..<40 {
+            for position in -1..<length {
+                for special in ["\\\"", "\\n", "\\u00e9", "\u{01}", "\""] {
+                    var chars = Array(repeating: "a", count: length)
+                    if position >= 0 { chars[position] = special }
+                    let text = "{\"k\":\"" + chars.joined() + "\"}"
+                    let foundation = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String]
+                    scan(text) { s in
+                        let ours = s.rootObject().flatMap { s.member("k", of: $0) }.flatMap { s.string($0) }
+                        #expect(ours == foundation?["k"], "\(text.debugDescription)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("strings with escapes decode; numbers and numeric strings read as integers")
     func stringsAndNumbers() {
         scan("{\"s\":\"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\\n\",\"n\":\"42\",\"m\":-7,\"f\":0.5}") { s in

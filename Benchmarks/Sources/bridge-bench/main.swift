@@ -85,7 +85,7 @@ final class FloorClient: WebSocketHandler, @unchecked Sendable {
     func webSocketDidOpen(_ connection: WebSocketConnection) {
         self.connection = connection
         connection.send(text: AgentClientMessage.initiation(dynamicVariables: [("twilio_call_sid", "floor")]))
-        timer = connection.loop.makeTimer { [weak self] in self?.tick() }
+        timer = connection.loop.makeTimer { self.tick() } // released by invalidate()
     }
 
     func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
