@@ -419,9 +419,10 @@ final class AgentSimSession: WebSocketHandler {
         }
         if now >= nextInterruptAt {
             nextInterruptAt += UInt64(config.interruptEveryMillis) * 1_000_000
-            connection.send(text: AgentServerMessage.interruption(eventID: echoEventID))
+            // Recorded before the send: the gateway's clear can reach the caller's thread before this one resumes.
             let sentAt = Self.now()
             if let registry = config.probeRegistry, let callID { registry.interruptionSent(callID: callID, at: sentAt) }
+            connection.send(text: AgentServerMessage.interruption(eventID: echoEventID))
             sim.state.withLock { $0.interruptionsSent += 1; $0.interruptionTimes.append(sentAt) }
             echoEventID += 1
         }

@@ -42,7 +42,9 @@ extension CallSession {
         agentPhase = .connecting
         agentOpenedAt = Self.now()
         let c = loop.connectWebSocket(url: url, handler: self)
-        c.maxMessageBytes = 4 << 20 // agent audio events can carry seconds of audio (the Python SDK allows 16 MiB)
+        // Agent audio events can carry seconds of audio: accept what decodes into the loop's 1 MiB scratch (32 s of
+        // pcm_16000); larger closes 1009 rather than being cut.
+        c.maxMessageBytes = LoopScratch.agentAudioBytes * 4 / 3 + 4096
         agent = c
     }
 

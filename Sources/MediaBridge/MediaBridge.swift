@@ -122,6 +122,7 @@ public final class MediaBridge: Sendable {
 
 /// Per-loop scratch buffers for decoding agent audio (one agent message can carry seconds of audio).
 final class LoopScratch: @unchecked Sendable {
-    /// Decoded agent audio (up to 1.5 MiB of base64 in one message).
-    let agentAudio = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    static let agentAudioBytes = 1 << 20
+    /// Decoded agent audio (one message's worth).
+    let agentAudio = UnsafeMutableRawBufferPointer.allocate(byteCount: LoopScratch.agentAudioBytes, alignment: 16)
 }
