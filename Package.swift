@@ -4,7 +4,7 @@
 // Module map (dependencies point down only; see README "Architecture"):
 //   patchbay (executable)
 //   PatchbayServer                      composition root: config, routes, lifecycle, logging/metrics
-//   MediaBridge | Harness               the media plane; the caller / agent simulators (Messaging, EventPlane: later)
+//   MediaBridge | EventPlane | Harness  the media and event planes; the simulators (Messaging: later)
 //   Events                              event envelope + the EventSink interface the planes publish to
 //   Transport | HTTPClient | Signing | AudioCodecs   one wrapper per C library (lws, curl, OpenSSL, Opus + speexdsp);
 //                                         Store (SQLite) joins with its issue
@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "Events", targets: ["Events"]),
         .library(name: "MediaBridge", targets: ["MediaBridge"]),
         .library(name: "Harness", targets: ["Harness"]),
+        .library(name: "EventPlane", targets: ["EventPlane"]),
         .library(name: "PatchbayServer", targets: ["PatchbayServer"]),
     ],
     dependencies: [
@@ -72,6 +73,10 @@ let package = Package(
             "AudioCore", "AudioCodecs", "Events", "HTTPClient", "Signing", "Transport", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "EventPlane", dependencies: [
+            "Events", "Signing", "Transport", "WireFormats",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Harness", dependencies: [
             "AudioCore", "AudioCodecs", "Signing", "Transport", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
@@ -79,7 +84,7 @@ let package = Package(
 
         // Composition root and executable.
         .target(name: "PatchbayServer", dependencies: [
-            "Transport", "HTTPClient", "AudioCore", "AudioCodecs", "WireFormats", "Events", "MediaBridge",
+            "Transport", "HTTPClient", "AudioCore", "AudioCodecs", "WireFormats", "Events", "MediaBridge", "EventPlane",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -100,6 +105,10 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "PatchbayServer", "MediaBridge", "Harness", "Events", "AudioCore", "AudioCodecs", "Transport", "HTTPClient", "WireFormats",
             "Signing", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "EventPlaneTests", dependencies: [
+            "PatchbayServer", "EventPlane", "Events", "Transport", "HTTPClient", "Signing", "WireFormats", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "MediaBridgeTests", dependencies: [

@@ -1,6 +1,7 @@
 // The running gateway: builds the router from the configuration, starts the listener, answers the operational
 // endpoints, and shuts down gracefully (STYLE.md §10: stop accepting, close WebSockets with 1001, finish
 // in-flight HTTP, then stop the loops).
+import EventPlane
 import Events
 import Foundation
 import HTTPClient
@@ -24,6 +25,8 @@ public final class Application: Sendable {
     public let httpClient: HTTPClient
     /// The media plane.
     public let mediaBridge: MediaBridge
+    /// The event plane (Pusher protocol, HTTP API); subscribed to `events`.
+    public let eventPlane: EventPlane
     let logger: Logger
     let routes: Router
     let lifecycle = Lifecycle()
@@ -62,7 +65,12 @@ public final class Application: Sendable {
         mediaBridge = MediaBridge(settings: Self.bridgeSettings(config), tenants: config.tenants.map(Self.bridgeTenant),
                                   http: httpClient, events: events, logger: logger)
         mediaBridge.install(on: router)
-        OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge,
+        eventPlane = EventPlane(apps: config.tenants.compactMap { t in
+            t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret) }
+        }, apiKeys: config.apiKeys, logger: logger)
+        eventPlane.install(on: router)
+        events.subscribe(eventPlane)
+        OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge, eventPlane: eventPlane,
                               isReady: { [lifecycle] in lifecycle.isServing })
         router.observeResponses { route, method, status in metrics.countRequest(route: route, method: method, status: status) }
         if config.server.diagnosticEcho {
@@ -134,7 +142,7 @@ public func waitForTerminationSignal() async -> Int32 {
 
 /// `/healthz`, `/readyz`, `/metrics`.
 enum OperationalRoutes {
-    static func add(to router: Router, config: PatchbayConfig, metrics: PatchbayMetrics, server: Server, bridge: MediaBridge,
+    static func add(to router: Router, config: PatchbayConfig, metrics: PatchbayMetrics, server: Server, bridge: MediaBridge, eventPlane: EventPlane,
                     isReady: @escaping @Sendable () -> Bool) {
         let started = Date()
         router.on(.GET, "/healthz") { _ in
@@ -175,6 +183,17 @@ enum OperationalRoutes {
                 ("patchbay_media_frames_to_caller_total", "Agent frames sent to callers (ended calls).", Double(c.framesToCaller.load(ordering: .relaxed))),
                 ("patchbay_media_playout_underruns_total", "Agent frames that reached Twilio after its queue ran dry mid-response.",
                  Double(c.underruns.load(ordering: .relaxed))),
+            ]
+            let e = eventPlane
+            extra += [
+                ("patchbay_events_connections", "Open Pusher-protocol connections.", Double(e.connectionsOpen.load(ordering: .relaxed))),
+                ("patchbay_events_subscriptions", "Channel subscriptions held by Pusher-protocol connections.", Double(e.subscriptions.load(ordering: .relaxed))),
+                ("patchbay_events_messages_in_total", "Messages received on Pusher-protocol connections.", Double(e.messagesIn.load(ordering: .relaxed))),
+                ("patchbay_events_messages_out_total", "Messages delivered to Pusher-protocol subscribers.", Double(e.messagesOut.load(ordering: .relaxed))),
+                ("patchbay_events_slow_subscribers_dropped_total", "Subscribers disconnected (4100) because their queue overflowed.",
+                 Double(e.slowSubscribersDropped.load(ordering: .relaxed))),
+                ("patchbay_events_auth_failures_total", "Refused channel authorizations and HTTP API signatures.", Double(e.authFailures.load(ordering: .relaxed))),
+                ("patchbay_events_published_total", "Events published (HTTP API and Patchbay's own).", Double(e.eventsPublished.load(ordering: .relaxed))),
             ]
             extra.append(("patchbay_websocket_dropped_messages_total", "WebSocket messages dropped because a peer's queue was full.",
                           Double(server.droppedMessages.load(ordering: .relaxed))))

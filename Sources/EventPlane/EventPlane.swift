@@ -1,0 +1,82 @@
+// The event plane's entry point: `WS /app/{key}`, the Pusher HTTP API under `/apps/{app_id}`, `POST /pusher/auth`,
+// and the EventSink that publishes Patchbay's own events to their channels.
+import Events
+import Foundation
+import Logging
+import Signing
+import Synchronization
+import Transport
+import WireFormats
+
+/// The event plane.
+public final class EventPlane: EventSink, Sendable {
+    public let apps: [PusherAppConfig]
+    let apiKeys: [String]
+    let hub = ChannelHub()
+    let logger: Logger
+    /// The wall clock in seconds (a parameter so tests can check the 600 s window).
+    let now: @Sendable () -> Double
+
+    public let connectionsOpen = Atomic<Int>(0)
+    public let subscriptions = Atomic<Int>(0)
+    public let messagesIn = Atomic<Int>(0)
+    public let messagesOut = Atomic<Int>(0)
+    public let slowSubscribersDropped = Atomic<Int>(0)
+    public let authFailures = Atomic<Int>(0)
+    public let eventsPublished = Atomic<Int>(0)
+
+    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger,
+                now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.apps = apps
+        self.apiKeys = apiKeys
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Adds the event plane's routes.
+    public func install(on router: Router) {
+        router.captureHeader("authorization")
+        router.webSocket("/app/{key}") { [self] req, loop in
+            guard let app = apps.first(where: { $0.key == req.pathParameters["key"] }) else {
+                // The protocol's refusal for an unknown key comes after the upgrade: error event, then close 4001.
+                return RefusingConnection(code: PusherError.appDoesNotExist, message: "Application does not exist")
+            }
+            return PusherConnection(plane: self, app: app, loop: loop)
+        }
+        router.on(.POST, "/apps/{app_id}/events") { [self] req in try triggerEvents(req) }
+        router.on(.POST, "/apps/{app_id}/batch_events") { [self] req in try triggerBatch(req) }
+        router.on(.GET, "/apps/{app_id}/channels") { [self] req in try channelsInfo(req) }
+        router.on(.GET, "/apps/{app_id}/channels/{channel}") { [self] req in try channelInfo(req) }
+        router.on(.GET, "/apps/{app_id}/channels/{channel}/users") { [self] req in try channelUsers(req) }
+        router.on(.POST, "/apps/{app_id}/users/{user_id}/terminate_connections") { [self] req in try terminate(req) }
+        router.on(.POST, "/pusher/auth") { [self] req in try authorize(req) }
+    }
+
+    // MARK: - EventSink: Patchbay's events on their channels (PRODUCT.md "Events")
+
+    public func publish(_ event: PatchbayEvent) {
+        guard let app = apps.first(where: { $0.tenant == event.tenant }) else { return }
+        let data = JSONString.quote(event.json)
+        for channel in event.channels {
+            hub.publish(app: app.appID, channel: channel,
+                        text: "{\"event\":\(JSONString.quote(event.type)),\"channel\":\(JSONString.quote(channel)),\"data\":\(data)}")
+        }
+        eventsPublished.add(1, ordering: .relaxed)
+    }
+}
+
+/// Answers an unknown app key the protocol's way: `pusher:error` 4001, then close 4001.
+final class RefusingConnection: WebSocketHandler {
+    let code: UInt16
+    let message: String
+    init(code: UInt16, message: String) {
+        self.code = code
+        self.message = message
+    }
+    func webSocketDidOpen(_ connection: WebSocketConnection) {
+        connection.send(text: "{\"event\":\"pusher:error\",\"data\":{\"code\":\(code),\"message\":\(JSONString.quote(message))}}")
+        connection.close(WebSocketCloseCode(code), reason: message)
+    }
+    func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {}
+    func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {}
+}

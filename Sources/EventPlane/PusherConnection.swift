@@ -1,0 +1,232 @@
+// One Pusher protocol connection (`WS /app/{key}`), owned by its event loop (pusher-channels.md §1-§8).
+import Foundation
+import Signing
+import Synchronization
+import Transport
+import WireFormats
+
+/// A Pusher app: what `/app/{key}` and `/apps/{app_id}` accept.
+public struct PusherAppConfig: Sendable {
+    public var tenant: String
+    public var appID: String
+    public var key: String
+    public var secret: String
+
+    public init(tenant: String, appID: String, key: String, secret: String) {
+        self.tenant = tenant
+        self.appID = appID
+        self.key = key
+        self.secret = secret
+    }
+}
+
+/// Pusher's error codes (§4).
+enum PusherError {
+    static let appDoesNotExist: UInt16 = 4001
+    static let unauthorized: UInt16 = 4009
+    static let overCapacity: UInt16 = 4100
+    static let reconnect: UInt16 = 4200
+    static let clientEventRejected: UInt16 = 4301
+}
+
+final class PusherConnection: WebSocketHandler {
+    let plane: EventPlane
+    let app: PusherAppConfig
+    let loop: EventLoop
+    let socketID: String
+    var connection: WebSocketConnection?
+    /// Channel -> presence user id (nil for other channels).
+    var channels: [String: String?] = [:]
+    // Client-event rate limit: 10 per second (token bucket).
+    var tokens = 10.0
+    var lastRefill = Date()
+    var closed = false
+
+    static let activityTimeoutSeconds = 120
+    static let maxClientEventBytes = 10_240
+
+    init(plane: EventPlane, app: PusherAppConfig, loop: EventLoop) {
+        self.plane = plane
+        self.app = app
+        self.loop = loop
+        var g = SystemRandomNumberGenerator()
+        socketID = "\(UInt32.random(in: 1...999_999_999, using: &g)).\(UInt32.random(in: 1...999_999_999, using: &g))"
+    }
+
+    func webSocketDidOpen(_ connection: WebSocketConnection) {
+        self.connection = connection
+        plane.connectionsOpen.add(1, ordering: .relaxed)
+        // `data` is a JSON-encoded string (§1: pysher crashes on an object).
+        let data = "{\"socket_id\":\"\(socketID)\",\"activity_timeout\":\(Self.activityTimeoutSeconds)}"
+        connection.send(text: "{\"event\":\"pusher:connection_established\",\"data\":\(JSONString.quote(data))}")
+    }
+
+    func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
+        plane.messagesIn.add(1, ordering: .relaxed)
+        guard message.kind == .text,
+              let object = try? JSONSerialization.jsonObject(with: Data(message.bytes)) as? [String: Any],
+              let event = object["event"] as? String else {
+            sendError(4300 + 0, "Messages must be JSON text frames with an event")
+            return
+        }
+        // `data` arrives as an object (pusher-js) or a string (pysher's ping; some clients double-encode).
+        var data = object["data"] as? [String: Any]
+        if data == nil, let s = object["data"] as? String, let d = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any] { data = d }
+        switch event {
+        case "pusher:ping":
+            connection.send(text: "{\"event\":\"pusher:pong\",\"data\":{}}")
+        case "pusher:pong":
+            break
+        case "pusher:subscribe":
+            subscribe(data ?? [:])
+        case "pusher:unsubscribe":
+            if let channel = data?["channel"] as? String { unsubscribe(channel) }
+        default:
+            if event.hasPrefix("client-") { clientEvent(event, object) }
+        }
+    }
+
+    func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {
+        closed = true
+        plane.connectionsOpen.subtract(1, ordering: .relaxed)
+        for channel in channels.keys { unsubscribe(channel) }
+        self.connection = nil
+    }
+
+    /// A message from the hub, on this loop. A subscriber that cannot keep up is disconnected with 4100 ("over
+    /// capacity", reconnect after back-off) rather than slowing anyone else.
+    func deliver(_ text: String) {
+        guard let connection, !closed else { return }
+        if connection.send(text: text) == .dropped {
+            plane.slowSubscribersDropped.add(1, ordering: .relaxed)
+            closeWithError(PusherError.overCapacity, "Subscriber too slow: reconnect later")
+        } else {
+            plane.messagesOut.add(1, ordering: .relaxed)
+        }
+    }
+
+    func sendError(_ code: UInt16, _ message: String, channel: String? = nil) {
+        var s = "{\"event\":\"pusher:error\","
+        if let channel { s += "\"channel\":\(JSONString.quote(channel)),"}
+        s += "\"data\":{\"code\":\(code),\"message\":\(JSONString.quote(message))}}"
+        connection?.send(text: s)
+    }
+
+    /// `pusher:error` then a close with the same code (§4: pysher acts only on the error event).
+    func closeWithError(_ code: UInt16, _ message: String) {
+        guard !closed else { return }
+        sendError(code, message)
+        closed = true
+        connection?.close(WebSocketCloseCode(code), reason: message)
+    }
+
+    // MARK: - Subscriptions (§5-§7)
+
+    static func isValidChannelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 164 && name.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || "_-=@,.;".utf8.contains(c)
+        }
+    }
+
+    func subscriptionError(_ channel: String, _ message: String, status: Int) {
+        connection?.send(text: "{\"event\":\"pusher:subscription_error\",\"channel\":\(JSONString.quote(channel)),\"data\":{\"type\":\"AuthError\",\"error\":\(JSONString.quote(message)),\"status\":\(status)}}")
+    }
+
+    func subscribe(_ data: [String: Any]) {
+        guard let channel = data["channel"] as? String, Self.isValidChannelName(channel) else {
+            sendError(4009, "Invalid channel name")
+            return
+        }
+        let auth = data["auth"] as? String ?? ""
+        let channelData = data["channel_data"] as? String
+        let isPresence = channel.hasPrefix("presence-"), isPrivate = channel.hasPrefix("private-")
+        var userID: String?
+        var userInfo: String?
+        if isPrivate || isPresence {
+            let signed = "\(socketID):\(channel)" + (isPresence ? ":\(channelData ?? "")" : "")
+            let expected = app.key + ":" + Signing.hex(Signing.hmac(.sha256, key: app.secret, message: signed))
+            guard Signing.constantTimeEqual(auth, expected) else {
+                plane.authFailures.add(1, ordering: .relaxed)
+                subscriptionError(channel, "The connection is unauthorized.", status: 401)
+                return
+            }
+        }
+        if isPresence {
+            guard let channelData, let member = try? JSONSerialization.jsonObject(with: Data(channelData.utf8)) as? [String: Any],
+                  let id = member["user_id"].map({ "\($0)" }), !id.isEmpty, id.count <= 128 else {
+                subscriptionError(channel, "presence channel_data needs a user_id", status: 400)
+                return
+            }
+            userID = id
+            if let info = member["user_info"], let json = try? JSONSerialization.data(withJSONObject: info, options: [.fragmentsAllowed]) {
+                guard json.count <= 1024 else { subscriptionError(channel, "user_info over 1 KB", status: 413); return }
+                userInfo = String(decoding: json, as: UTF8.self)
+            }
+        }
+        if channels[channel] == nil { plane.subscriptions.add(1, ordering: .relaxed) }
+        channels[channel] = userID
+        let subscriber = Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: userID)
+        let (members, newMember) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo)
+        if isPresence {
+            let ids = members.map { JSONString.quote($0.0) }.joined(separator: ",")
+            let hash = members.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",")
+            let presence = "{\"presence\":{\"ids\":[\(ids)],\"hash\":{\(hash)},\"count\":\(members.count)}}"
+            connection?.send(text: "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(presence))}")
+            if newMember, let userID {
+                let added = "{\"user_id\":\(JSONString.quote(userID)),\"user_info\":\(userInfo ?? "null")}"
+                plane.hub.publish(app: app.appID, channel: channel,
+                                  text: "{\"event\":\"pusher_internal:member_added\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(added))}",
+                                  excluding: socketID)
+            }
+        } else {
+            connection?.send(text: "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
+        }
+    }
+
+    func unsubscribe(_ channel: String) {
+        guard channels.removeValue(forKey: channel) != nil else { return }
+        plane.subscriptions.subtract(1, ordering: .relaxed)
+        if let gone = plane.hub.unsubscribe(app: app.appID, channel: channel, socketID: socketID) {
+            let removed = "{\"user_id\":\(JSONString.quote(gone))}"
+            plane.hub.publish(app: app.appID, channel: channel,
+                              text: "{\"event\":\"pusher_internal:member_removed\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(removed))}")
+        }
+    }
+
+    // MARK: - Client events (§8)
+
+    func clientEvent(_ event: String, _ object: [String: Any]) {
+        guard let channel = object["channel"] as? String, channels[channel] != nil else {
+            sendError(PusherError.clientEventRejected, "Client events need a channel this connection subscribed to")
+            return
+        }
+        guard channel.hasPrefix("private-") || channel.hasPrefix("presence-"), !channel.hasPrefix("private-encrypted-") else {
+            sendError(PusherError.clientEventRejected, "Client events are only allowed on private and presence channels", channel: channel)
+            return
+        }
+        let now = Date()
+        tokens = min(10, tokens + now.timeIntervalSince(lastRefill) * 10)
+        lastRefill = now
+        guard tokens >= 1 else {
+            sendError(PusherError.clientEventRejected, "Client event rate limit exceeded (10 per second)", channel: channel)
+            return
+        }
+        tokens -= 1
+        let dataJSON: String
+        if let s = object["data"] as? String { dataJSON = JSONString.quote(s) }
+        else if let d = object["data"], let json = try? JSONSerialization.data(withJSONObject: d, options: [.fragmentsAllowed]) {
+            dataJSON = String(decoding: json, as: UTF8.self)
+        } else { dataJSON = "{}" }
+        guard dataJSON.utf8.count <= Self.maxClientEventBytes, event.utf8.count <= 200 else {
+            sendError(PusherError.clientEventRejected, "Client event too large", channel: channel)
+            return
+        }
+        var text = "{\"event\":\(JSONString.quote(event)),\"channel\":\(JSONString.quote(channel)),\"data\":\(dataJSON)"
+        if let user = channels[channel] ?? nil, channel.hasPrefix("presence-") { text += ",\"user_id\":\(JSONString.quote(user))" }
+        text += "}"
+        plane.hub.publish(app: app.appID, channel: channel, text: text, excluding: socketID) // never echoed (§8)
+    }
+}
+
+@available(*, unavailable)
+extension PusherConnection: Sendable {}

@@ -1,0 +1,183 @@
+// The Pusher HTTP API (pusher-channels.md §9) and channel authorization for dashboards (§6).
+import Foundation
+import Signing
+import Transport
+import WireFormats
+
+extension EventPlane {
+    static let maxDataBytes = 10_240
+    static let maxChannelsPerEvent = 100
+    static let maxBatch = 10
+
+    /// Pusher's request signature: auth_key, auth_timestamp within 600 s, auth_version 1.0, body_md5, and
+    /// HMAC-SHA256 over METHOD\nPATH\nsorted params (as received, minus auth_signature). 401 on any failure.
+    func verifiedApp(_ req: HTTPRequest) throws -> PusherAppConfig {
+        guard let app = apps.first(where: { $0.appID == req.pathParameters["app_id"] }) else {
+            throw HTTPError(404, code: "unknown_app", message: "no app with id \(req.pathParameters["app_id"] ?? "")")
+        }
+        let params = req.queryItems()
+        func value(_ name: String) -> String? { params.first { $0.0 == name }?.1 }
+        func refuse(_ why: String) -> HTTPError {
+            authFailures.add(1, ordering: .relaxed)
+            return HTTPError(401, code: "unauthorized", message: why)
+        }
+        guard value("auth_key") == app.key else { throw refuse("auth_key does not match the app") }
+        guard value("auth_version") == "1.0" else { throw refuse("auth_version must be 1.0") }
+        guard let ts = value("auth_timestamp").flatMap(Double.init), abs(now() - ts) <= 600 else {
+            throw refuse("auth_timestamp is missing or more than 600 s from the server's clock")
+        }
+        let md5 = Signing.hex(Signing.digest(.md5, req.body))
+        if !req.body.isEmpty || value("body_md5") != nil {
+            guard value("body_md5") == md5 else { throw refuse("body_md5 does not match the body") }
+        }
+        let query = params.filter { $0.0 != "auth_signature" }.map { ($0.0.lowercased(), $0.1) }
+            .sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let signed = "\(req.method.rawValue)\n\(req.path)\n\(query)"
+        let expected = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: signed))
+        guard let given = value("auth_signature"), Signing.constantTimeEqual(given, expected) else { throw refuse("Invalid signature") }
+        return app
+    }
+
+    static func json(_ req: HTTPRequest) throws -> [String: Any] {
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(req.body))) as? [String: Any] else {
+            throw HTTPError.badRequest("the body must be a JSON object")
+        }
+        return o
+    }
+
+    /// One event to its channels; returns the `info` attributes when asked.
+    func trigger(_ app: PusherAppConfig, _ o: [String: Any], channels: [String]) throws -> [(String, String)] {
+        guard let name = o["name"] as? String, !name.isEmpty, name.utf8.count <= 200 else {
+            throw HTTPError(400, code: "bad_request", message: "name is required (at most 200 characters)")
+        }
+        guard !channels.isEmpty, channels.count <= Self.maxChannelsPerEvent, channels.allSatisfy(PusherConnection.isValidChannelName) else {
+            throw HTTPError(400, code: "bad_request", message: "1 to 100 valid channel names are required")
+        }
+        let data: String
+        if let s = o["data"] as? String { data = s }
+        else if let d = o["data"], let j = try? JSONSerialization.data(withJSONObject: d, options: [.fragmentsAllowed]) { data = String(decoding: j, as: UTF8.self) }
+        else { throw HTTPError(400, code: "bad_request", message: "data is required") }
+        guard data.utf8.count <= Self.maxDataBytes else { throw HTTPError(413, code: "payload_too_large", message: "data is over 10 KB") }
+        let socketID = o["socket_id"] as? String
+        for channel in channels {
+            hub.publish(app: app.appID, channel: channel,
+                        text: "{\"event\":\(JSONString.quote(name)),\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(data))}",
+                        excluding: socketID)
+        }
+        eventsPublished.add(1, ordering: .relaxed)
+        guard let info = o["info"] as? String, !info.isEmpty else { return [] }
+        let wanted = Set(info.split(separator: ",").map(String.init))
+        return channels.map { channel in
+            let stats = hub.occupied(app: app.appID, prefix: channel).first { $0.name == channel }
+            var parts: [String] = []
+            if wanted.contains("user_count") && channel.hasPrefix("presence-") { parts.append("\"user_count\":\(stats?.users ?? 0)") }
+            if wanted.contains("subscription_count") { parts.append("\"subscription_count\":\(stats?.subscriptions ?? 0)") }
+            return (channel, "{" + parts.joined(separator: ",") + "}")
+        }
+    }
+
+    func triggerEvents(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        let o = try Self.json(req)
+        let channels = (o["channels"] as? [String]) ?? (o["channel"] as? String).map { [$0] } ?? []
+        let info = try trigger(app, o, channels: channels)
+        if info.isEmpty { return .json(200, "{}") }
+        return .json(200, "{\"channels\":{" + info.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}}")
+    }
+
+    func triggerBatch(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        guard let batch = try Self.json(req)["batch"] as? [[String: Any]] else { throw HTTPError.badRequest("batch must be a list of events") }
+        guard batch.count <= Self.maxBatch else { throw HTTPError(400, code: "bad_request", message: "at most 10 events per batch") }
+        // Validate all before publishing any, so a bad batch publishes nothing.
+        for o in batch {
+            guard o["name"] is String, o["channel"] is String, o["data"] != nil else { throw HTTPError.badRequest("each event needs name, channel and data") }
+        }
+        var results: [String] = []
+        var anyInfo = false
+        for o in batch {
+            let info = try trigger(app, o, channels: [o["channel"] as! String])
+            anyInfo = anyInfo || !info.isEmpty
+            results.append(info.first?.1 ?? "{}")
+        }
+        return .json(200, anyInfo ? "{\"batch\":[" + results.joined(separator: ",") + "]}" : "{}")
+    }
+
+    func channelsInfo(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        let prefix = req.queryValue("filter_by_prefix") ?? ""
+        let info = Set((req.queryValue("info") ?? "").split(separator: ",").map(String.init))
+        if info.contains("user_count") && !prefix.hasPrefix("presence-") {
+            throw HTTPError(400, code: "bad_request", message: "info=user_count needs filter_by_prefix=presence-")
+        }
+        let body = hub.occupied(app: app.appID, prefix: prefix).map { c in
+            "\(JSONString.quote(c.name)):" + (info.contains("user_count") ? "{\"user_count\":\(c.users)}" : "{}")
+        }.joined(separator: ",")
+        return .json(200, "{\"channels\":{\(body)}}")
+    }
+
+    func channelInfo(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        let channel = req.pathParameters["channel"] ?? ""
+        let info = Set((req.queryValue("info") ?? "").split(separator: ",").map(String.init))
+        if info.contains("user_count") && !channel.hasPrefix("presence-") {
+            throw HTTPError(400, code: "bad_request", message: "user_count is only for presence channels")
+        }
+        let stats = hub.occupied(app: app.appID, prefix: channel).first { $0.name == channel }
+        var parts = ["\"occupied\":\(stats != nil)"]
+        if info.contains("user_count") { parts.append("\"user_count\":\(stats?.users ?? 0)") }
+        if info.contains("subscription_count") { parts.append("\"subscription_count\":\(stats?.subscriptions ?? 0)") }
+        return .json(200, "{" + parts.joined(separator: ",") + "}")
+    }
+
+    func channelUsers(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        let channel = req.pathParameters["channel"] ?? ""
+        guard channel.hasPrefix("presence-") else { throw HTTPError(400, code: "bad_request", message: "users are only for presence channels") }
+        let users = hub.users(app: app.appID, channel: channel).map { "{\"id\":\(JSONString.quote($0))}" }.joined(separator: ",")
+        return .json(200, "{\"users\":[\(users)]}")
+    }
+
+    func terminate(_ req: HTTPRequest) throws -> HTTPResponse {
+        let app = try verifiedApp(req)
+        let user = req.pathParameters["user_id"] ?? ""
+        for s in hub.sockets(app: app.appID, user: user) {
+            let c = s.connection
+            s.loop.execute { c.value.closeWithError(PusherError.unauthorized, "Connection terminated by the app") }
+        }
+        return .json(200, "{}")
+    }
+
+    /// `POST /pusher/auth`: signs a private or presence subscription for a dashboard holding an API key
+    /// (`Authorization: Bearer`), from the form body pusher-js and pysher post or JSON.
+    func authorize(_ req: HTTPRequest) throws -> HTTPResponse {
+        guard let header = req.headers["authorization"], header.hasPrefix("Bearer "),
+              apiKeys.contains(where: { Signing.constantTimeEqual($0, String(header.dropFirst(7))) }) else {
+            throw HTTPError(401, code: "unauthorized", message: "Authorization: Bearer <API key> is required")
+        }
+        let type = req.headers["content-type"]?.lowercased() ?? ""
+        var fields: [String: String] = [:]
+        if type.hasPrefix("application/json") {
+            for (k, v) in try Self.json(req) { fields[k] = v as? String }
+        } else {
+            for (k, v) in FormEncoding.decode(req.bodyText) { fields[k] = v }
+        }
+        guard let socketID = fields["socket_id"], socketID.wholeMatch(of: /\d+\.\d+/) != nil else {
+            throw HTTPError(400, code: "bad_request", message: "socket_id is required (digits.digits)")
+        }
+        guard let channel = fields["channel_name"], PusherConnection.isValidChannelName(channel),
+              channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
+            throw HTTPError(400, code: "bad_request", message: "channel_name must be a private- or presence- channel")
+        }
+        // The API key's tenant is not known (keys are global), so the first app signs; tenants' dashboards use
+        // their own app key in the socket URL.
+        let app = apps.first { channel.contains($0.tenant) } ?? apps[0]
+        if channel.hasPrefix("presence-") {
+            let data = fields["channel_data"] ?? "{\"user_id\":\"dashboard-\(Signing.hex(Signing.digest(.sha256, Array(header.utf8)).prefix(4)))\"}"
+            let sig = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID):\(channel):\(data)"))
+            return .json(200, "{\"auth\":\(JSONString.quote(app.key + ":" + sig)),\"channel_data\":\(JSONString.quote(data))}")
+        }
+        let sig = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID):\(channel)"))
+        return .json(200, "{\"auth\":\(JSONString.quote(app.key + ":" + sig))}")
+    }
+}
