@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "MediaBridge", targets: ["MediaBridge"]),
         .library(name: "Harness", targets: ["Harness"]),
         .library(name: "EventPlane", targets: ["EventPlane"]),
+        .library(name: "Store", targets: ["Store"]),
         .library(name: "PatchbayServer", targets: ["PatchbayServer"]),
     ],
     dependencies: [
@@ -58,6 +59,7 @@ let package = Package(
         // One wrapper per C library (Store over CSQLite3 comes with its issue).
         .target(name: "AudioCodecs", dependencies: ["AudioCore", "COpus", "CSpeexDSP", "COgg"]),
         .target(name: "Signing", dependencies: ["COpenSSL", "WireFormats"]),
+        .target(name: "Store", dependencies: ["CSQLite3"]),
         .target(name: "Transport", dependencies: [
             "CWebSockets", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
@@ -74,7 +76,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "EventPlane", dependencies: [
-            "Events", "Signing", "Transport", "WireFormats",
+            "Events", "Signing", "Store", "Transport", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Harness", dependencies: [
@@ -84,7 +86,7 @@ let package = Package(
 
         // Composition root and executable.
         .target(name: "PatchbayServer", dependencies: [
-            "Transport", "HTTPClient", "AudioCore", "AudioCodecs", "WireFormats", "Events", "MediaBridge", "EventPlane",
+            "Transport", "HTTPClient", "AudioCore", "AudioCodecs", "WireFormats", "Events", "MediaBridge", "EventPlane", "Store",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -108,7 +110,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "EventPlaneTests", dependencies: [
-            "PatchbayServer", "EventPlane", "Events", "Transport", "HTTPClient", "Signing", "WireFormats", "TestSupport",
+            "PatchbayServer", "EventPlane", "Events", "Store", "Transport", "HTTPClient", "Signing", "WireFormats", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "MediaBridgeTests", dependencies: [

@@ -64,14 +64,15 @@ final class ChannelHub: Sendable {
         }
     }
 
-    /// Sends `text` to every subscriber of `channel` except `excluding`, one mailbox hop per loop.
-    func publish(app: String, channel: String, text: String, excluding: String? = nil) {
+    /// Sends `text` to every subscriber of `channel` except `excluding`, one mailbox hop per loop. `seq` is the
+    /// event's place in the channel's log (nil for protocol events such as member_added).
+    func publish(app: String, channel: String, text: String, excluding: String? = nil, seq: Int64? = nil) {
         let targets = channels.withLock { $0[Self.key(app, channel)]?.subscribers.values.filter { $0.socketID != excluding } ?? [] }
         guard !targets.isEmpty else { return }
         var byLoop: [Int: (EventLoop, [LoopBound<PusherConnection>])] = [:]
         for t in targets { byLoop[t.loop.index, default: (t.loop, [])].1.append(t.connection) }
         for (_, (loop, connections)) in byLoop {
-            loop.execute { for c in connections { c.value.deliver(text) } }
+            loop.execute { for c in connections { c.value.deliver(text, channel: channel, seq: seq) } }
         }
     }
 

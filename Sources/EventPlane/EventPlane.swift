@@ -24,6 +24,44 @@ public final class EventPlane: EventSink, Sendable {
     public let slowSubscribersDropped = Atomic<Int>(0)
     public let authFailures = Atomic<Int>(0)
     public let eventsPublished = Atomic<Int>(0)
+    private let log = Mutex<EventLog?>(nil)
+    static let maxReplay = 1000
+
+    /// The durable log (attached once the store is open).
+    public var eventLog: EventLog? { log.withLock { $0 } }
+
+    /// Attaches the durable event log: from now on every published event is numbered and stored; events older than
+    /// the retention time are purged every minute (until the store closes).
+    public func attach(_ eventLog: EventLog) {
+        log.withLock { $0 = eventLog }
+        let now = self.now
+        Task.detached {
+            while true {
+                try? await Task.sleep(for: .seconds(60))
+                do { try await eventLog.purge(nowMillis: Int64(now() * 1000)) } catch { return }
+            }
+        }
+    }
+
+    /// A channel event as subscribers receive it (`patchbay_seq`: its place in the channel's log; stock clients
+    /// ignore the field).
+    static func message(event: String, channel: String, data: String, seq: Int64?) -> String {
+        var s = "{\"event\":\(JSONString.quote(event)),\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(data))"
+        if let seq { s += ",\"patchbay_seq\":\(seq)" }
+        return s + "}"
+    }
+
+    /// Numbers, stores and fans out one event on one channel. `durable`: wait for the commit (HTTP API: a 2xx
+    /// means stored); otherwise the row joins the next group commit.
+    func emit(app: PusherAppConfig, channel: String, event: String, data: String, excluding: String?, durable: Bool) async throws {
+        let log = eventLog
+        let seq = log?.nextSequence(app: app.appID, channel: channel)
+        let nowMillis = Int64((now() * 1000).rounded())
+        if let log, let seq, !durable { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
+        hub.publish(app: app.appID, channel: channel, text: Self.message(event: event, channel: channel, data: data, seq: seq),
+                    excluding: excluding, seq: seq)
+        if let log, let seq, durable { try await log.append(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
+    }
 
     public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger,
                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
@@ -43,8 +81,9 @@ public final class EventPlane: EventSink, Sendable {
             }
             return PusherConnection(plane: self, app: app, loop: loop)
         }
-        router.on(.POST, "/apps/{app_id}/events") { [self] req in try triggerEvents(req) }
-        router.on(.POST, "/apps/{app_id}/batch_events") { [self] req in try triggerBatch(req) }
+        router.onAsync(.POST, "/apps/{app_id}/events") { [self] req in try await triggerEvents(req) }
+        router.onAsync(.POST, "/apps/{app_id}/batch_events") { [self] req in try await triggerBatch(req) }
+        router.onAsync(.GET, "/api/v1/events") { [self] req in try await loggedEvents(req) }
         router.on(.GET, "/apps/{app_id}/channels") { [self] req in try channelsInfo(req) }
         router.on(.GET, "/apps/{app_id}/channels/{channel}") { [self] req in try channelInfo(req) }
         router.on(.GET, "/apps/{app_id}/channels/{channel}/users") { [self] req in try channelUsers(req) }
@@ -56,10 +95,13 @@ public final class EventPlane: EventSink, Sendable {
 
     public func publish(_ event: PatchbayEvent) {
         guard let app = apps.first(where: { $0.tenant == event.tenant }) else { return }
-        let data = JSONString.quote(event.json)
+        let data = event.json
+        let log = eventLog
+        let nowMillis = Int64((now() * 1000).rounded())
         for channel in event.channels {
-            hub.publish(app: app.appID, channel: channel,
-                        text: "{\"event\":\(JSONString.quote(event.type)),\"channel\":\(JSONString.quote(channel)),\"data\":\(data)}")
+            let seq = log?.nextSequence(app: app.appID, channel: channel)
+            if let log, let seq { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event.type, data: data, nowMillis: nowMillis) }
+            hub.publish(app: app.appID, channel: channel, text: Self.message(event: event.type, channel: channel, data: data, seq: seq), seq: seq)
         }
         eventsPublished.add(1, ordering: .relaxed)
     }

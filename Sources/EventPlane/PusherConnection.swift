@@ -41,6 +41,8 @@ final class PusherConnection: WebSocketHandler {
     var tokens = 10.0
     var lastRefill = Date()
     var closed = false
+    /// Channels being replayed: live events held until the replay has gone out.
+    var replaying: [String: [(Int64, String)]] = [:]
 
     static let activityTimeoutSeconds = 120
     static let maxClientEventBytes = 10_240
@@ -94,9 +96,14 @@ final class PusherConnection: WebSocketHandler {
     }
 
     /// A message from the hub, on this loop. A subscriber that cannot keep up is disconnected with 4100 ("over
-    /// capacity", reconnect after back-off) rather than slowing anyone else.
-    func deliver(_ text: String) {
+    /// capacity", reconnect after back-off) rather than slowing anyone else. While a channel replays, its live
+    /// events wait behind the replay.
+    func deliver(_ text: String, channel: String? = nil, seq: Int64? = nil) {
         guard let connection, !closed else { return }
+        if let channel, let seq, replaying[channel] != nil {
+            replaying[channel]!.append((seq, text))
+            return
+        }
         if connection.send(text: text) == .dropped {
             plane.slowSubscribersDropped.add(1, ordering: .relaxed)
             closeWithError(PusherError.overCapacity, "Subscriber too slow: reconnect later")
@@ -181,6 +188,45 @@ final class PusherConnection: WebSocketHandler {
         } else {
             connection?.send(text: "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
         }
+        // Patchbay's extension: `patchbay_after` asks for the events missed since that sequence number.
+        if let after = (data["patchbay_after"] as? NSNumber)?.int64Value ?? (data["patchbay_after"] as? String).flatMap({ Int64($0) }) {
+            replay(channel, after: after)
+        }
+    }
+
+    /// Sends the logged events after `after`, then the live ones that arrived meanwhile, in sequence order; says
+    /// `patchbay:replay_gap` when the log no longer holds the start of what was asked.
+    func replay(_ channel: String, after: Int64) {
+        guard let log = plane.eventLog else {
+            sendError(4300, "This server keeps no event log", channel: channel)
+            return
+        }
+        replaying[channel] = []
+        let app = self.app.appID, loop = self.loop, me = LoopBound(self)
+        Task {
+            let result = try? await log.events(app: app, channel: channel, after: after, limit: EventPlane.maxReplay)
+            loop.execute { me.value.finishReplay(channel, after: after, result: result) }
+        }
+    }
+
+    func finishReplay(_ channel: String, after: Int64, result: (events: [LoggedEvent], oldest: Int64?)?) {
+        guard let held = replaying.removeValue(forKey: channel), let connection, !closed else { return }
+        var last = after
+        if let result {
+            if let oldest = result.oldest, oldest > after + 1 {
+                let gap = "{\"requested_after\":\(after),\"oldest_available\":\(oldest)}"
+                connection.send(text: "{\"event\":\"patchbay:replay_gap\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(gap))}")
+            }
+            for e in result.events {
+                connection.send(text: EventPlane.message(event: e.event, channel: channel, data: e.data, seq: e.seq))
+                last = e.seq
+            }
+            let more = result.events.count == EventPlane.maxReplay
+            connection.send(text: "{\"event\":\"patchbay:replay_done\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote("{\"last_seq\":\(last),\"more\":\(more)}"))}")
+        } else {
+            sendError(4302, "Replay failed: the event log could not be read", channel: channel)
+        }
+        for (seq, text) in held where seq > last { deliver(text) }
     }
 
     func unsubscribe(_ channel: String) {

@@ -46,7 +46,7 @@ extension EventPlane {
     }
 
     /// One event to its channels; returns the `info` attributes when asked.
-    func trigger(_ app: PusherAppConfig, _ o: [String: Any], channels: [String]) throws -> [(String, String)] {
+    func trigger(_ app: PusherAppConfig, _ o: [String: Any], channels: [String]) async throws -> [(String, String)] {
         guard let name = o["name"] as? String, !name.isEmpty, name.utf8.count <= 200 else {
             throw HTTPError(400, code: "bad_request", message: "name is required (at most 200 characters)")
         }
@@ -60,9 +60,11 @@ extension EventPlane {
         guard data.utf8.count <= Self.maxDataBytes else { throw HTTPError(413, code: "payload_too_large", message: "data is over 10 KB") }
         let socketID = o["socket_id"] as? String
         for channel in channels {
-            hub.publish(app: app.appID, channel: channel,
-                        text: "{\"event\":\(JSONString.quote(name)),\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(data))}",
-                        excluding: socketID)
+            do {
+                try await emit(app: app, channel: channel, event: name, data: data, excluding: socketID, durable: true)
+            } catch {
+                throw HTTPError(503, code: "store_unavailable", message: "the event could not be stored: \(error)", headers: ["retry-after": "1"])
+            }
         }
         eventsPublished.add(1, ordering: .relaxed)
         guard let info = o["info"] as? String, !info.isEmpty else { return [] }
@@ -76,16 +78,16 @@ extension EventPlane {
         }
     }
 
-    func triggerEvents(_ req: HTTPRequest) throws -> HTTPResponse {
+    func triggerEvents(_ req: HTTPRequest) async throws -> HTTPResponse {
         let app = try verifiedApp(req)
         let o = try Self.json(req)
         let channels = (o["channels"] as? [String]) ?? (o["channel"] as? String).map { [$0] } ?? []
-        let info = try trigger(app, o, channels: channels)
+        let info = try await trigger(app, o, channels: channels)
         if info.isEmpty { return .json(200, "{}") }
         return .json(200, "{\"channels\":{" + info.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}}")
     }
 
-    func triggerBatch(_ req: HTTPRequest) throws -> HTTPResponse {
+    func triggerBatch(_ req: HTTPRequest) async throws -> HTTPResponse {
         let app = try verifiedApp(req)
         guard let batch = try Self.json(req)["batch"] as? [[String: Any]] else { throw HTTPError.badRequest("batch must be a list of events") }
         guard batch.count <= Self.maxBatch else { throw HTTPError(400, code: "bad_request", message: "at most 10 events per batch") }
@@ -96,7 +98,7 @@ extension EventPlane {
         var results: [String] = []
         var anyInfo = false
         for o in batch {
-            let info = try trigger(app, o, channels: [o["channel"] as! String])
+            let info = try await trigger(app, o, channels: [o["channel"] as! String])
             anyInfo = anyInfo || !info.isEmpty
             results.append(info.first?.1 ?? "{}")
         }
@@ -148,13 +150,43 @@ extension EventPlane {
         return .json(200, "{}")
     }
 
-    /// `POST /pusher/auth`: signs a private or presence subscription for a dashboard holding an API key
-    /// (`Authorization: Bearer`), from the form body pusher-js and pysher post or JSON.
-    func authorize(_ req: HTTPRequest) throws -> HTTPResponse {
+    /// `GET /api/v1/events?app_id=&channel=&after=&limit=` (Bearer API key): the logged events of a channel after a
+    /// sequence number, and whether the log still reaches back that far.
+    func loggedEvents(_ req: HTTPRequest) async throws -> HTTPResponse {
+        try requireAPIKey(req)
+        guard let log = eventLog else { throw HTTPError(503, code: "no_event_log", message: "the event log is not open") }
+        guard let channel = req.queryValue("channel"), PusherConnection.isValidChannelName(channel) else {
+            throw HTTPError.badRequest("channel is required")
+        }
+        let appID = req.queryValue("app_id") ?? apps.first?.appID ?? ""
+        guard apps.contains(where: { $0.appID == appID }) else { throw HTTPError(404, code: "unknown_app", message: "no app with id \(appID)") }
+        let after = Int64(req.queryValue("after") ?? "0") ?? -1
+        let limit = Int(req.queryValue("limit") ?? "100") ?? -1
+        guard after >= 0, (1...Self.maxReplayPerRequest).contains(limit) else {
+            throw HTTPError(422, code: "invalid", message: "after must be >= 0 and limit 1 to \(Self.maxReplayPerRequest)")
+        }
+        let (events, oldest) = try await log.events(app: appID, channel: channel, after: after, limit: limit)
+        let gap = oldest.map { $0 > after + 1 } ?? false
+        let items = events.map { e in
+            "{\"seq\":\(e.seq),\"event\":\(JSONString.quote(e.event)),\"data\":\(JSONString.quote(e.data)),\"created_ms\":\(e.createdMillis)}"
+        }.joined(separator: ",")
+        return .json(200, "{\"channel\":\(JSONString.quote(channel)),\"events\":[\(items)],\"oldest_seq\":\(oldest.map(String.init) ?? "null"),\"gap\":\(gap)}")
+    }
+
+    static let maxReplayPerRequest = 1000
+
+    func requireAPIKey(_ req: HTTPRequest) throws {
         guard let header = req.headers["authorization"], header.hasPrefix("Bearer "),
               apiKeys.contains(where: { Signing.constantTimeEqual($0, String(header.dropFirst(7))) }) else {
             throw HTTPError(401, code: "unauthorized", message: "Authorization: Bearer <API key> is required")
         }
+    }
+
+    /// `POST /pusher/auth`: signs a private or presence subscription for a dashboard holding an API key
+    /// (`Authorization: Bearer`), from the form body pusher-js and pysher post or JSON.
+    func authorize(_ req: HTTPRequest) throws -> HTTPResponse {
+        try requireAPIKey(req)
+        let header = req.headers["authorization"] ?? ""
         let type = req.headers["content-type"]?.lowercased() ?? ""
         var fields: [String: String] = [:]
         if type.hasPrefix("application/json") {

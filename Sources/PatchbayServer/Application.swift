@@ -7,6 +7,7 @@ import Foundation
 import HTTPClient
 import Logging
 import MediaBridge
+import Store
 import Synchronization
 import Transport
 import WireFormats
@@ -100,9 +101,21 @@ public final class Application: Sendable {
     /// The bound port (after `start()`).
     public var port: Int { server.port }
 
-    /// Creates the data directory and starts serving. Throws when the port or the data directory is unusable.
+    /// The store (SQLite, WAL) under the data directory, open while serving.
+    public private(set) var database: Database? {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+    private let storage = Mutex<Database?>(nil)
+
+    /// Creates the data directory, opens the store (migrations applied) and starts serving. Throws when the port,
+    /// the data directory or the store is unusable.
     public func start() throws {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        let db = try Database(path: (config.dataDirectory as NSString).appendingPathComponent("patchbay.sqlite"),
+                              migrations: EventLogSchema.migrations)
+        database = db
+        eventPlane.attach(try EventLog(database: db, retentionHours: config.eventRetentionHours))
         try server.start()
         lifecycle.set(.serving)
         logger.info("patchbay serving", metadata: ["version": "\(PatchbayVersion.current)", "port": "\(server.port)",
@@ -114,6 +127,7 @@ public final class Application: Sendable {
         guard lifecycle.transition(from: .serving, to: .draining) else { return }
         await server.shutdown(timeout: .milliseconds(Int64(config.server.shutdownTimeoutSeconds * 1000)))
         httpClient.shutdown()
+        database?.close()
         lifecycle.set(.stopped)
     }
 

@@ -19,6 +19,8 @@ public struct PatchbayConfig: Sendable, Equatable {
     public var providers: ProviderEndpoints
     /// The media bridge's tunables.
     public var media = MediaSettings()
+    /// How long the event log keeps events for replay (`PATCHBAY_EVENT_RETENTION_HOURS`, default 72).
+    public var eventRetentionHours: Double = 72
     /// Tenants; never empty. The first is the default tenant the environment's credentials apply to.
     public var tenants: [Tenant]
 

@@ -30,6 +30,7 @@ public enum ConfigLoader {
         ("PATCHBAY_MEDIA_MARK_INTERVAL_MS", "a Twilio mark every this many ms of agent audio (default 100)"),
         ("PATCHBAY_AGENT_START_TIMEOUT_MS", "time for the agent leg to connect and send its formats, ms (default 5000)"),
         ("PATCHBAY_FALLBACK_PROMPT", "WAV file played when the agent cannot be reached (default: embedded Spanish prompt)"),
+        ("PATCHBAY_EVENT_RETENTION_HOURS", "hours the event log keeps events for replay (default 72)"),
         ("PATCHBAY_TLS_CERT", "PEM certificate chain: serve https/wss directly (optional)"),
         ("PATCHBAY_TLS_KEY", "PEM private key for PATCHBAY_TLS_CERT"),
         ("PATCHBAY_PUSHER_APP_ID", "default tenant's Pusher app id"),
@@ -109,6 +110,12 @@ public enum ConfigLoader {
             config.media.agentStartTimeoutMillis = try integer(v, key: "PATCHBAY_AGENT_START_TIMEOUT_MS", in: 100...60000)
         }
         if let v = env["PATCHBAY_FALLBACK_PROMPT"] { config.media.fallbackPromptPath = v }
+        if let v = env["PATCHBAY_EVENT_RETENTION_HOURS"] {
+            guard let h = Double(v), h.isFinite, h > 0, h <= 24 * 365 else {
+                throw ConfigError(key: "PATCHBAY_EVENT_RETENTION_HOURS", "must be a number of hours from 0 to 8760, got \"\(v)\"")
+            }
+            config.eventRetentionHours = h
+        }
         if let v = env["PATCHBAY_TLS_CERT"] { config.server.tlsCertificatePath = v }
         if let v = env["PATCHBAY_TLS_KEY"] { config.server.tlsKeyPath = v }
         if let v = env["PATCHBAY_DATA_DIR"] { config.dataDirectory = v }

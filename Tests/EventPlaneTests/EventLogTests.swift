@@ -1,0 +1,110 @@
+// The durable event log on a real SQLite file: sequence numbers, group commit, restart, retention and the gap
+// answer; and replay over the Pusher socket and the REST API after a client missed events.
+import EventPlane
+import Events
+import Foundation
+import HTTPClient
+import Logging
+import PatchbayServer
+import Store
+import Testing
+import TestSupport
+
+@Suite("Event log and replay", .serialized)
+struct EventLogTests {
+    func temporaryPath() -> String { NSTemporaryDirectory() + "patchbay-log-\(UUID().uuidString).sqlite" }
+
+    @Test("numbers per channel survive a restart; concurrent writes share commits; old events are purged and the gap is reported")
+    func durableLog() async throws {
+        let path = temporaryPath()
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        var db = try Database(path: path, migrations: EventLogSchema.migrations)
+        var log = try EventLog(database: db, retentionHours: 1)
+        // 200 events on one channel, written concurrently: every one stored once, in fewer commits than writes.
+        let writer = log
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask { try await writer.appendForTest(app: "a", channel: "c", event: "e\(i)", data: "{}", nowMillis: Int64(i)) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(db.writes.load(ordering: .relaxed) == 200)
+        #expect(db.commits.load(ordering: .relaxed) < 200)
+        db.close()
+        // Reopen: the next number continues after the last stored one; the other channel starts at 1.
+        db = try Database(path: path, migrations: EventLogSchema.migrations)
+        log = try EventLog(database: db, retentionHours: 1)
+        #expect(try await log.appendForTest(app: "a", channel: "c", event: "after-restart", data: "{}", nowMillis: 200) == 201)
+        #expect(try await log.appendForTest(app: "a", channel: "other", event: "x", data: "{}", nowMillis: 200) == 1)
+        let all = try await log.events(app: "a", channel: "c", after: 0, limit: 1000)
+        #expect(all.events.map(\.seq) == Array(1...201) && all.oldest == 1)
+        // Retention one hour: at 3,600,100 ms everything written before 100 ms goes.
+        let purged = try await log.purge(nowMillis: 3_600_100)
+        #expect(purged == 100)
+        let late = try await log.events(app: "a", channel: "c", after: 50, limit: 10)
+        #expect(late.oldest == 101 && late.events.first?.seq == 101)
+        db.close()
+    }
+
+    @Test("a client that reconnects gets what it missed over the socket, then live events, and over GET /api/v1/events", .timeLimit(.minutes(1)))
+    func replay() async throws {
+        let apiKey = "dashboard-key-0123456789abcdef"
+        let data = NSTemporaryDirectory() + "patchbay-replay-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let config = try ConfigLoader.load(environment: [
+            "PATCHBAY_PORT": "0", "PATCHBAY_LOOPS": "1", "PATCHBAY_DATA_DIR": data, "PATCHBAY_API_KEYS": apiKey,
+            "PATCHBAY_PUSHER_APP_ID": "4242", "PATCHBAY_PUSHER_APP_KEY": "pbkey123", "PATCHBAY_PUSHER_APP_SECRET": "pbsecret456",
+        ])
+        var logger = Logger(label: "test.replay")
+        logger.logLevel = .critical
+        let app = Application(config: config, logger: logger)
+        try app.start()
+        func event(_ n: Int) -> PatchbayEvent {
+            PatchbayEvent(type: "call.stats", tenant: "default", occurredAtMillis: PatchbayEvent.nowMillis(), conversationID: "c1",
+                          callID: "call_1", data: .object([("n", .int(Int64(n)))]))
+        }
+        for n in 1...5 { app.events.publish(event(n)) }
+        // The client saw up to 2, reconnects asking for the rest; one more event is published during its replay.
+        let script = """
+        import asyncio, hashlib, hmac, json, sys, websockets
+        async def main():
+            async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7") as ws:
+                sid = json.loads(json.loads(await ws.recv())["data"])["socket_id"]
+                ch = "private-call-call_1"
+                auth = "pbkey123:" + hmac.new(b"pbsecret456", f"{sid}:{ch}".encode(), hashlib.sha256).hexdigest()
+                await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": ch, "auth": auth, "patchbay_after": 2}}))
+                seen = []
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    seen.append([m["event"], m.get("patchbay_seq")])
+                    if m["event"] == "call.stats" and m.get("patchbay_seq") == 6:
+                        break
+                print(json.dumps(seen))
+        asyncio.run(main())
+        """
+        let publisher = Task {
+            try? await Task.sleep(for: .milliseconds(600))
+            app.events.publish(event(6))
+        }
+        let result = try runPython(script, [String(app.port)], timeoutSeconds: 20)
+        _ = await publisher.value
+        let http = HTTPClient(logger: logger)
+        let rest = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/api/v1/events?channel=private-call-call_1&after=3",
+                                                            headers: [("Authorization", "Bearer \(apiKey)")]))
+        let refused = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/api/v1/events?channel=private-call-call_1&after=3"))
+        http.shutdown()
+        await app.shutdown()
+
+        try #require(result.status == 0, "\(result.stderr)")
+        let seen = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[Any]] ?? []
+        let names = seen.map { ($0[0] as? String ?? "", $0[1] as? Int) }
+        #expect(names.map(\.0) == ["pusher_internal:subscription_succeeded", "call.stats", "call.stats", "call.stats", "patchbay:replay_done", "call.stats"],
+                "\(names)")
+        #expect(names.compactMap(\.1) == [3, 4, 5, 6])
+        #expect(rest.status == 200)
+        let body = try JSONSerialization.jsonObject(with: Data(rest.body)) as? [String: Any]
+        #expect((body?["events"] as? [[String: Any]])?.compactMap { $0["seq"] as? Int } == [4, 5, 6])
+        #expect(body?["gap"] as? Bool == false && body?["oldest_seq"] as? Int == 1)
+        #expect(refused.status == 401)
+    }
+}
