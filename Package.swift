@@ -76,7 +76,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "EventPlane", dependencies: [
-            "Events", "Signing", "Store", "Transport", "WireFormats",
+            "Events", "HTTPClient", "Signing", "Store", "Transport", "WireFormats",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Harness", dependencies: [

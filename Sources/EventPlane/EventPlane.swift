@@ -25,6 +25,13 @@ public final class EventPlane: EventSink, Sendable {
     public let authFailures = Atomic<Int>(0)
     public let eventsPublished = Atomic<Int>(0)
     private let log = Mutex<EventLog?>(nil)
+    private let webhooks = Mutex<WebhookOutbox?>(nil)
+
+    /// The outgoing-webhook outbox (attached once the store is open).
+    public var outbox: WebhookOutbox? { webhooks.withLock { $0 } }
+
+    /// Attaches the outbox: from now on Patchbay's events go to subscribed webhooks too.
+    public func attach(_ outbox: WebhookOutbox) { webhooks.withLock { $0 = outbox } }
     static let maxReplay = 1000
 
     /// The durable log (attached once the store is open).
@@ -63,9 +70,13 @@ public final class EventPlane: EventSink, Sendable {
         if let log, let seq, durable { try await log.append(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
     }
 
-    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger,
+    /// The tenant webhooks belong to when a request names none.
+    let defaultTenant: String
+
+    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger, defaultTenant: String = "default",
                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.apps = apps
+        self.defaultTenant = defaultTenant
         self.apiKeys = apiKeys
         self.logger = logger
         self.now = now
@@ -84,6 +95,10 @@ public final class EventPlane: EventSink, Sendable {
         router.onAsync(.POST, "/apps/{app_id}/events") { [self] req in try await triggerEvents(req) }
         router.onAsync(.POST, "/apps/{app_id}/batch_events") { [self] req in try await triggerBatch(req) }
         router.onAsync(.GET, "/api/v1/events") { [self] req in try await loggedEvents(req) }
+        router.onAsync(.POST, "/api/v1/webhooks") { [self] req in try await createWebhook(req) }
+        router.on(.GET, "/api/v1/webhooks") { [self] req in try listWebhooks(req) }
+        router.onAsync(.DELETE, "/api/v1/webhooks/{id}") { [self] req in try await deleteWebhook(req) }
+        router.onAsync(.GET, "/api/v1/webhooks/{id}/deliveries") { [self] req in try await webhookDeliveries(req) }
         router.on(.GET, "/apps/{app_id}/channels") { [self] req in try channelsInfo(req) }
         router.on(.GET, "/apps/{app_id}/channels/{channel}") { [self] req in try channelInfo(req) }
         router.on(.GET, "/apps/{app_id}/channels/{channel}/users") { [self] req in try channelUsers(req) }
@@ -94,8 +109,9 @@ public final class EventPlane: EventSink, Sendable {
     // MARK: - EventSink: Patchbay's events on their channels (PRODUCT.md "Events")
 
     public func publish(_ event: PatchbayEvent) {
-        guard let app = apps.first(where: { $0.tenant == event.tenant }) else { return }
         let data = event.json
+        outbox?.enqueue(eventID: event.id, type: event.type, tenant: event.tenant, payload: data)
+        guard let app = apps.first(where: { $0.tenant == event.tenant }) else { return }
         let log = eventLog
         let nowMillis = Int64((now() * 1000).rounded())
         for channel in event.channels {

@@ -175,6 +175,54 @@ extension EventPlane {
 
     static let maxReplayPerRequest = 1000
 
+    // MARK: - /api/v1/webhooks
+
+    func requireOutbox() throws -> WebhookOutbox {
+        guard let o = outbox else { throw HTTPError(503, code: "no_store", message: "the store is not open") }
+        return o
+    }
+
+    func createWebhook(_ req: HTTPRequest) async throws -> HTTPResponse {
+        try requireAPIKey(req)
+        let outbox = try requireOutbox()
+        let o = try Self.json(req)
+        guard let url = o["url"] as? String, let u = URLComponents(string: url), ["http", "https"].contains(u.scheme?.lowercased() ?? ""),
+              !(u.host ?? "").isEmpty else {
+            throw HTTPError(422, code: "invalid", message: "url must be an absolute http(s) URL")
+        }
+        let types = o["event_types"] as? [String] ?? ["*"]
+        guard types.allSatisfy({ $0 == "*" || $0.wholeMatch(of: /[a-z]+\.[a-z_]+/) != nil }) else {
+            throw HTTPError(422, code: "invalid", message: "event_types are event names such as call.completed, or *")
+        }
+        let secret = o["secret"] as? String
+        if let secret, StandardWebhooks.signature(secret: secret, id: "x", timestamp: 0, body: []) == nil {
+            throw HTTPError(422, code: "invalid", message: "secret must be whsec_ followed by base64 (or omitted: one is generated)")
+        }
+        let tenant = o["tenant"] as? String ?? defaultTenant
+        let e = try await outbox.create(tenant: tenant, url: url, eventTypes: types, secret: secret)
+        // The secret is shown once, on creation.
+        return .json(201, String(e.json.dropLast()) + ",\"secret\":\(JSONString.quote(e.secret))}")
+    }
+
+    func listWebhooks(_ req: HTTPRequest) throws -> HTTPResponse {
+        try requireAPIKey(req)
+        return .json(200, "{\"webhooks\":[" + (try requireOutbox()).list().map(\.json).joined(separator: ",") + "]}")
+    }
+
+    func deleteWebhook(_ req: HTTPRequest) async throws -> HTTPResponse {
+        try requireAPIKey(req)
+        guard try await requireOutbox().delete(id: req.pathParameters["id"] ?? "") else { throw HTTPError.notFound("no such webhook") }
+        return HTTPResponse(status: 204)
+    }
+
+    func webhookDeliveries(_ req: HTTPRequest) async throws -> HTTPResponse {
+        try requireAPIKey(req)
+        let outbox = try requireOutbox()
+        let id = req.pathParameters["id"] ?? ""
+        guard outbox.list().contains(where: { $0.id == id }) else { throw HTTPError.notFound("no such webhook") }
+        return .json(200, try await outbox.deliveriesJSON(endpointID: id, limit: min(500, Int(req.queryValue("limit") ?? "100") ?? 100)))
+    }
+
     func requireAPIKey(_ req: HTTPRequest) throws {
         guard let header = req.headers["authorization"], header.hasPrefix("Bearer "),
               apiKeys.contains(where: { Signing.constantTimeEqual($0, String(header.dropFirst(7))) }) else {

@@ -68,7 +68,7 @@ public final class Application: Sendable {
         mediaBridge.install(on: router)
         eventPlane = EventPlane(apps: config.tenants.compactMap { t in
             t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret) }
-        }, apiKeys: config.apiKeys, logger: logger)
+        }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id)
         eventPlane.install(on: router)
         events.subscribe(eventPlane)
         OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge, eventPlane: eventPlane,
@@ -113,9 +113,12 @@ public final class Application: Sendable {
     public func start() throws {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let db = try Database(path: (config.dataDirectory as NSString).appendingPathComponent("patchbay.sqlite"),
-                              migrations: EventLogSchema.migrations)
+                              migrations: EventLogSchema.migrations + WebhookSchema.migrations)
         database = db
         eventPlane.attach(try EventLog(database: db, retentionHours: config.eventRetentionHours))
+        let outbox = try WebhookOutbox(database: db, http: httpClient, logger: logger, schedule: config.webhookRetrySeconds)
+        eventPlane.attach(outbox)
+        Task.detached { await outbox.run() } // ends when the store closes
         try server.start()
         lifecycle.set(.serving)
         logger.info("patchbay serving", metadata: ["version": "\(PatchbayVersion.current)", "port": "\(server.port)",

@@ -21,6 +21,9 @@ public struct PatchbayConfig: Sendable, Equatable {
     public var media = MediaSettings()
     /// How long the event log keeps events for replay (`PATCHBAY_EVENT_RETENTION_HOURS`, default 72).
     public var eventRetentionHours: Double = 72
+    /// Delays before each webhook retry, seconds (`PATCHBAY_WEBHOOK_RETRY_SECONDS`, comma-separated); after the last,
+    /// the delivery is dead-lettered.
+    public var webhookRetrySeconds: [Double] = [5, 30, 120, 600, 3600, 21600]
     /// Tenants; never empty. The first is the default tenant the environment's credentials apply to.
     public var tenants: [Tenant]
 

@@ -31,6 +31,7 @@ public enum ConfigLoader {
         ("PATCHBAY_AGENT_START_TIMEOUT_MS", "time for the agent leg to connect and send its formats, ms (default 5000)"),
         ("PATCHBAY_FALLBACK_PROMPT", "WAV file played when the agent cannot be reached (default: embedded Spanish prompt)"),
         ("PATCHBAY_EVENT_RETENTION_HOURS", "hours the event log keeps events for replay (default 72)"),
+        ("PATCHBAY_WEBHOOK_RETRY_SECONDS", "delays before each webhook retry, comma-separated seconds (default 5,30,120,600,3600,21600)"),
         ("PATCHBAY_TLS_CERT", "PEM certificate chain: serve https/wss directly (optional)"),
         ("PATCHBAY_TLS_KEY", "PEM private key for PATCHBAY_TLS_CERT"),
         ("PATCHBAY_PUSHER_APP_ID", "default tenant's Pusher app id"),
@@ -110,6 +111,13 @@ public enum ConfigLoader {
             config.media.agentStartTimeoutMillis = try integer(v, key: "PATCHBAY_AGENT_START_TIMEOUT_MS", in: 100...60000)
         }
         if let v = env["PATCHBAY_FALLBACK_PROMPT"] { config.media.fallbackPromptPath = v }
+        if let v = env["PATCHBAY_WEBHOOK_RETRY_SECONDS"] {
+            let parts = v.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.count <= 20, parts.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 7 * 86400 }) else {
+                throw ConfigError(key: "PATCHBAY_WEBHOOK_RETRY_SECONDS", "must be 1 to 20 comma-separated delays in seconds (0 to 604800), got \"\(v)\"")
+            }
+            config.webhookRetrySeconds = parts.map { $0! }
+        }
         if let v = env["PATCHBAY_EVENT_RETENTION_HOURS"] {
             guard let h = Double(v), h.isFinite, h > 0, h <= 24 * 365 else {
                 throw ConfigError(key: "PATCHBAY_EVENT_RETENTION_HOURS", "must be a number of hours from 0 to 8760, got \"\(v)\"")

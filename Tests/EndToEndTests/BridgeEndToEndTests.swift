@@ -19,7 +19,7 @@ struct BridgeEndToEndTests {
         var c = try await rig.caller(audio: try speechMuLaw(), durationMillis: 3000)
         c.dtmf = [(1000, "1"), (1500, "#")]
         let report = await rig.call(c)
-        let done = rig.event("call.completed")
+        let done = await rig.event("call.completed")
         let sim = rig.agent.report
         await rig.shutdown()
 
@@ -71,7 +71,7 @@ struct BridgeEndToEndTests {
         let rig = try Rig(agent: agent)
         let c = try await rig.caller(audio: try speechMuLaw(), durationMillis: 3000)
         let report = await rig.call(c)
-        let done = rig.event("call.completed")
+        let done = await rig.event("call.completed")
         await rig.shutdown()
 
         #expect(report.payloadSizes == [160])

@@ -32,8 +32,8 @@ struct CallLifecycleTests {
         let rig = try Rig(agent: agent)
         let c = try await rig.caller(audio: try silenceThenSpeech(), durationMillis: 4000)
         let report = await rig.call(c)
-        let interrupted = rig.event("call.interrupted")
-        let done = rig.event("call.completed")
+        let interrupted = await rig.event("call.interrupted")
+        let done = await rig.event("call.completed")
         let sim = rig.agent.report
         let transcripts = rig.events.events.filter { $0.type == "call.transcript" }
         await rig.shutdown()
@@ -73,7 +73,7 @@ struct CallLifecycleTests {
         var c = try await rig.caller(audio: [], durationMillis: 20_000)
         c.hangUp = false
         let report = await rig.call(c)
-        let done = rig.event("call.completed")
+        let done = await rig.event("call.completed")
         let updates = rig.api.updates
         await rig.shutdown()
 
@@ -100,7 +100,7 @@ struct CallLifecycleTests {
         var c = try await rig.caller(audio: [], durationMillis: 20_000)
         c.hangUp = false
         let report = await rig.call(c)
-        let failed = rig.event("call.failed")
+        let failed = await rig.event("call.failed")
         await rig.shutdown()
 
         #expect(report.hungUpByAPI)
@@ -120,8 +120,8 @@ struct CallLifecycleTests {
                     "--call-sid", c.callSID, "--account-sid", twilioAccount, "--stream-sid", c.streamSID,
                     "--seconds", "2", "--dtmf", "5", "--out", out]
         for (k, v) in c.customParameters.sorted(by: { $0.key < $1.key }) { args += ["--param", "\(k)=\(v)"] }
-        let result = try runProgram(testPython, args, timeoutSeconds: 30)
-        let done = rig.event("call.completed")
+        let result = try await runProgram(testPython, args, timeoutSeconds: 30)
+        let done = await rig.event("call.completed")
         let sim = rig.agent.report
         await rig.shutdown()
         defer { try? FileManager.default.removeItem(atPath: out) }
@@ -156,7 +156,7 @@ struct TeardownTests {
         var c = try await rig.caller(audio: try speechMuLaw(), durationMillis: 30_000)
         c.hangUp = false
         let report = await rig.call(c)
-        let failed = rig.event("call.failed")
+        let failed = await rig.event("call.failed")
         await rig.shutdown()
 
         #expect(report.hungUpByAPI)
@@ -174,10 +174,10 @@ struct TeardownTests {
         let client = RawStreamClient([.text(ProtocolViolationTests.connected), .text(start)])
         let loop = rig.callers.loops[0]
         let box = rig.openRawStream(client)
-        let started = eventually(seconds: 5) { rig.agent.report.initiations.count == 1 }
+        let started = await eventually(seconds: 5) { rig.agent.report.initiations.count == 1 }
         loop.execute { box.connection?.close(.goingAway, reason: "network lost") }
-        let done = rig.event("call.completed")
-        let closed = eventually(seconds: 5) { rig.agent.report.closeCodes == [1000] }
+        let done = await rig.event("call.completed")
+        let closed = await eventually(seconds: 5) { rig.agent.report.closeCodes == [1000] }
         await rig.shutdown()
 
         #expect(started)

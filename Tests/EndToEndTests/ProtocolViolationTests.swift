@@ -38,10 +38,10 @@ struct ProtocolViolationTests {
     static let connected = "{\"event\":\"connected\",\"protocol\":\"Call\",\"version\":\"1.0.0\"}"
 
     /// Opens a raw stream (signed unless told otherwise), sends `messages`, returns the close code.
-    func run(_ rig: Rig, signature: String? = nil, _ messages: [RawStreamClient.Either]) -> (opened: Bool, code: UInt16?, reason: String) {
+    func run(_ rig: Rig, signature: String? = nil, _ messages: [RawStreamClient.Either]) async -> (opened: Bool, code: UInt16?, reason: String) {
         let client = RawStreamClient(messages)
         _ = rig.openRawStream(client, signature: signature)
-        _ = eventually(seconds: 8) { client.result.withLock { $0.code != nil } }
+        _ = await eventually(seconds: 8) { client.result.withLock { $0.code != nil } }
         return client.result.withLock { $0 }
     }
 
@@ -56,7 +56,7 @@ struct ProtocolViolationTests {
         let rig = try Rig(agent: AgentSimulatorConfiguration())
         let bad = try await rig.voiceWebhook(callSID: "CA0000000000000000000000000000000a", token: "wrong-token")
         let good = try await rig.voiceWebhook(callSID: "CA0000000000000000000000000000000b")
-        let upgrade = run(rig, signature: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", [.text(Self.connected)])
+        let upgrade = await run(rig, signature: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", [.text(Self.connected)])
         let status = try await rig.http.execute(HTTPClientRequest(method: "POST", url: "http://127.0.0.1:\(rig.app.port)/twilio/status",
                                                                   headers: [("Content-Type", "application/x-www-form-urlencoded")],
                                                                   body: Array("AccountSid=\(twilioAccount)&CallSid=CA1&CallStatus=completed".utf8)))
@@ -86,7 +86,7 @@ struct ProtocolViolationTests {
             ("invalid JSON while streaming", [.text(Self.connected), .text(start(c)), .text("{\"event\":\"media\",")], 1007),
         ]
         var outcomes: [(String, UInt16?, String)] = []
-        for (name, messages, _) in cases { let r = run(rig, messages); outcomes.append((name, r.code, r.reason)) }
+        for (name, messages, _) in cases { let r = await run(rig, messages); outcomes.append((name, r.code, r.reason)) }
         let health = try await rig.http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(rig.app.port)/healthz"))
         let failed = rig.events.events.filter { $0.type == "call.failed" }
         await rig.shutdown()

@@ -109,9 +109,9 @@ final class Rig: @unchecked Sendable {
     }
 
     /// Waits for an event of `type` (polling; the sink is filled from loop threads).
-    func event(_ type: String, seconds: Double = 5) -> PatchbayEvent? {
+    func event(_ type: String, seconds: Double = 5) async -> PatchbayEvent? {
         var found: PatchbayEvent?
-        _ = eventually(seconds: seconds) {
+        _ = await eventually(seconds: seconds) {
             found = events.events.first { $0.type == type }
             return found != nil
         }

@@ -86,7 +86,7 @@ struct EventLogTests {
             try? await Task.sleep(for: .milliseconds(600))
             app.events.publish(event(6))
         }
-        let result = try runPython(script, [String(app.port)], timeoutSeconds: 20)
+        let result = try await runPython(script, [String(app.port)], timeoutSeconds: 20)
         _ = await publisher.value
         let http = HTTPClient(logger: logger)
         let rest = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/api/v1/events?channel=private-call-call_1&after=3",

@@ -32,7 +32,7 @@ struct PusherConformanceTests {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
-        let result = try runProgram(testPython, [repositoryRoot.appendingPathComponent("Tests/python/pusher_peers.py").path,
+        let result = try await runProgram(testPython, [repositoryRoot.appendingPathComponent("Tests/python/pusher_peers.py").path,
                                                  "127.0.0.1", String(app.port), "4242", "pbkey123", "pbsecret456", apiKey], timeoutSeconds: 45)
         publisher.cancel()
         await app.shutdown()

@@ -181,7 +181,7 @@ struct HTTPClientTests {
         let dir = NSTemporaryDirectory() + "patchbay-curl-tls-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let gen = try runProgram("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "\(dir)/key.pem",
+        let gen = try await runProgram("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "\(dir)/key.pem",
                                                       "-out", "\(dir)/cert.pem", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         try #require(gen.status == 0, "\(gen.stderr)")
         let peer = try PeerServer(tls: ("\(dir)/cert.pem", "\(dir)/key.pem"))

@@ -85,3 +85,35 @@ final class Mutexed<Value>: @unchecked Sendable {
     func set(_ v: Value) { lock.lock(); value = v; lock.unlock() }
     func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
 }
+
+// Async forms. Swift Testing runs async tests on the cooperative pool, which has one thread per core (two here):
+// a test that blocks one (polling with usleep, waiting for a Python peer) starves the gateway's own async work
+// (async HTTP handlers, store reads) in every other test. These wait without holding a pool thread. Swift picks
+// them over the blocking forms inside async functions.
+
+/// Polls `condition` every 5 ms for up to `seconds`, suspending between polls.
+public func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return condition()
+}
+
+/// Runs a program on a Dispatch thread (not the cooperative pool) and returns its result.
+public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                       timeoutSeconds: Double = 30) async throws -> RunResult {
+    try await withCheckedThrowingContinuation { k in
+        DispatchQueue.global().async {
+            do { k.resume(returning: try runProgram(executable, arguments, environment: environment, timeoutSeconds: timeoutSeconds)) } catch {
+                k.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// Runs a Python snippet with the test interpreter, off the cooperative pool.
+public func runPython(_ script: String, _ arguments: [String] = [], timeoutSeconds: Double = 30) async throws -> RunResult {
+    try await runProgram(testPython, ["-c", script] + arguments, timeoutSeconds: timeoutSeconds)
+}

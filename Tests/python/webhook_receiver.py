@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""A webhook receiver that checks Patchbay's signatures with the `standardwebhooks` reference library.
+
+Usage: webhook_receiver.py PORT SECRET FAIL_FIRST OUT_FILE. Answers 500 to the first FAIL_FIRST deliveries of each
+webhook-id, then 200; appends one JSON line per request to OUT_FILE: {"id", "type", "valid", "status", "attempt"}.
+Runs until killed.
+"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from standardwebhooks.webhooks import Webhook
+
+port, secret, fail_first, out_path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+seen = {}
+verifier = Webhook(secret)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            payload = verifier.verify(body, headers)
+            valid = True
+        except Exception:
+            payload, valid = json.loads(body or b"{}"), False
+        wid = headers.get("webhook-id", "")
+        seen[wid] = seen.get(wid, 0) + 1
+        status = 500 if seen[wid] <= fail_first else 200
+        with open(out_path, "a") as f:
+            f.write(json.dumps({"id": wid, "type": payload.get("type"), "valid": valid, "status": status, "attempt": seen[wid]}) + "\n")
+        self.send_response(status)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
