@@ -48,17 +48,10 @@ struct EventLogTests {
 
     @Test("a client that reconnects gets what it missed over the socket, then live events, and over GET /api/v1/events", .timeLimit(.minutes(1)))
     func replay() async throws {
-        let apiKey = "dashboard-key-0123456789abcdef"
-        let data = NSTemporaryDirectory() + "patchbay-replay-" + UUID().uuidString
+        let apiKey = testAPIKey
+        let (app, data) = try startGateway()
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let config = try ConfigLoader.load(environment: [
-            "PATCHBAY_PORT": "0", "PATCHBAY_LOOPS": "1", "PATCHBAY_DATA_DIR": data, "PATCHBAY_API_KEYS": apiKey,
-            "PATCHBAY_PUSHER_APP_ID": "4242", "PATCHBAY_PUSHER_APP_KEY": "pbkey123", "PATCHBAY_PUSHER_APP_SECRET": "pbsecret456",
-        ])
-        var logger = Logger(label: "test.replay")
-        logger.logLevel = .critical
-        let app = Application(config: config, logger: logger)
-        try app.start()
+        let logger = Logger(label: "test.replay")
         func event(_ n: Int) -> PatchbayEvent {
             PatchbayEvent(type: "call.stats", tenant: "default", occurredAtMillis: PatchbayEvent.nowMillis(), conversationID: "c1",
                           callID: "call_1", data: .object([("n", .int(Int64(n)))]))

@@ -12,17 +12,9 @@ import TestSupport
 struct PusherConformanceTests {
     @Test("subscriptions, presence, client events, HTTP API, Patchbay's own events and refusals", .timeLimit(.minutes(1)))
     func conformance() async throws {
-        let apiKey = "dashboard-key-0123456789abcdef"
-        let data = NSTemporaryDirectory() + "patchbay-pusher-" + UUID().uuidString
+        let apiKey = testAPIKey
+        let (app, data) = try startGateway(loops: 2)
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let config = try ConfigLoader.load(environment: [
-            "PATCHBAY_PORT": "0", "PATCHBAY_LOOPS": "2", "PATCHBAY_DATA_DIR": data, "PATCHBAY_API_KEYS": apiKey,
-            "PATCHBAY_PUSHER_APP_ID": "4242", "PATCHBAY_PUSHER_APP_KEY": "pbkey123", "PATCHBAY_PUSHER_APP_SECRET": "pbsecret456",
-        ])
-        var logger = Logger(label: "test.pusher")
-        logger.logLevel = .critical
-        let app = Application(config: config, logger: logger)
-        try app.start()
         // Patchbay's own events, published while the peers run (a dashboard sees calls as they happen).
         let publisher = Task {
             while !Task.isCancelled {

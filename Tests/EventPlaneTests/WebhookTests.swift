@@ -11,18 +11,10 @@ import TestSupport
 
 @Suite("Outgoing webhooks", .serialized)
 struct WebhookTests {
-    let apiKey = "dashboard-key-0123456789abcdef"
+    let apiKey = testAPIKey
 
     func makeApp(_ data: String, retries: String) throws -> Application {
-        let config = try ConfigLoader.load(environment: [
-            "PATCHBAY_PORT": "0", "PATCHBAY_LOOPS": "1", "PATCHBAY_DATA_DIR": data, "PATCHBAY_API_KEYS": apiKey,
-            "PATCHBAY_WEBHOOK_RETRY_SECONDS": retries,
-        ])
-        var logger = Logger(label: "test.webhooks")
-        logger.logLevel = .critical
-        let app = Application(config: config, logger: logger)
-        try app.start()
-        return app
+        try startGateway(data: data, extra: ["PATCHBAY_WEBHOOK_RETRY_SECONDS": retries]).app
     }
 
     func event(_ type: String) -> PatchbayEvent {
