@@ -22,6 +22,10 @@ let package = Package(
             .product(name: "HTTPClient", package: "patchbay"), .product(name: "WireFormats", package: "patchbay"),
             .product(name: "Signing", package: "patchbay"),
         ], path: "Sources/bridge-bench"),
+        .executableTarget(name: "events-bench", dependencies: [
+            "BenchKit", .product(name: "Transport", package: "patchbay"), .product(name: "HTTPClient", package: "patchbay"),
+            .product(name: "WireFormats", package: "patchbay"), .product(name: "Signing", package: "patchbay"),
+        ], path: "Sources/events-bench"),
         .executableTarget(name: "ws-bench", dependencies: [
             "BenchKit", .product(name: "Transport", package: "patchbay"),
         ], path: "Sources/ws-bench"),

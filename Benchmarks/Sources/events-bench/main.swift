@@ -1,0 +1,118 @@
+// events-bench: Pusher-protocol fan-out through a running Patchbay (pinned elsewhere by run-events.sh).
+// N subscribers (our own lws client) on one public channel; events published through the signed HTTP API at a
+// given rate, each carrying its send time; reports publish-to-receipt latency (all parties on one monotonic
+// clock), deliveries per second, and Patchbay's CPU and memory from /proc (idle connections included).
+import BenchKit
+import Foundation
+import HTTPClient
+import Logging
+import Signing
+import Synchronization
+import Transport
+import WireFormats
+
+var args = CommandLine.arguments.dropFirst()
+var host = "127.0.0.1:8080", pid: Int32 = 0, subscribers = 500, rate = 100, seconds = 10
+while let a = args.popFirst() {
+    let v = args.popFirst() ?? ""
+    switch a {
+    case "--patchbay": host = v
+    case "--pid": pid = Int32(v) ?? 0
+    case "--subscribers": subscribers = Int(v) ?? subscribers
+    case "--rate": rate = Int(v) ?? rate
+    case "--seconds": seconds = Int(v) ?? seconds
+    default: fatalError("unknown option \(a)")
+    }
+}
+
+func cpuTicks(_ pid: Int32) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+    let f = s[s.index(after: close)...].split(separator: " ")
+    return (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)
+}
+func rssKiB(_ pid: Int32) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") { return Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
+    return 0
+}
+
+/// One subscriber: subscribes to "bench", records the latency of every "tick" (its data carries the send time).
+final class Subscriber: WebSocketHandler, @unchecked Sendable {
+    let latencies = Mutex<[UInt32]>([])
+    let subscribed = Atomic<Bool>(false)
+    func webSocketDidOpen(_ connection: WebSocketConnection) {
+        connection.send(text: "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"bench\"}}")
+    }
+    func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
+        let now = monotonicNanos()
+        let s = JSONScanner(message.bytes)
+        guard let root = s.rootObject(), let ev = s.member("event", of: root) else { return }
+        if s.equals(ev, "pusher_internal:subscription_succeeded") { subscribed.store(true, ordering: .relaxed); return }
+        guard s.equals(ev, "tick"), let d = s.member("data", of: root), let text = s.string(d), let sent = UInt64(text) else { return }
+        latencies.withLock { $0.append(UInt32(clamping: now &- sent)) }
+    }
+    func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {}
+}
+
+var logger = Logger(label: "events-bench")
+logger.logLevel = .error
+var settings = ServerConfiguration()
+settings.host = "127.0.0.1"
+settings.port = 0
+settings.loops = 1
+settings.maxWebSocketMessageBytes = 1 << 20
+let clients = Server(configuration: settings, router: Router(), logger: logger)
+try clients.start()
+let rssBefore = rssKiB(pid)
+let subs = (0..<subscribers).map { _ in Subscriber() }
+let loop = clients.loops[0]
+for s in subs {
+    let url = "ws://\(host)/app/pbkey123?protocol=7&client=bench"
+    loop.execute { _ = loop.connectWebSocket(url: url, handler: s) }
+}
+let deadline = Date().addingTimeInterval(60)
+while subs.contains(where: { !$0.subscribed.load(ordering: .relaxed) }) && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+let ready = subs.filter { $0.subscribed.load(ordering: .relaxed) }.count
+try await Task.sleep(for: .seconds(2))
+let rssIdle = rssKiB(pid)
+let idleCPU0 = cpuTicks(pid), idleT0 = monotonicNanos()
+try await Task.sleep(for: .seconds(5))
+let idleCPU = (cpuTicks(pid) - idleCPU0) / Double(sysconf(Int32(_SC_CLK_TCK))) / (Double(monotonicNanos() - idleT0) / 1e9) * 100
+
+// Publish `rate` events per second for `seconds`, signed like the pusher libraries.
+let http = HTTPClient(logger: logger)
+func publish(_ data: String) async throws -> Int {
+    let body = Array("{\"name\":\"tick\",\"channel\":\"bench\",\"data\":\(JSONString.quote(data))}".utf8)
+    let md5 = Signing.hex(Signing.digest(.md5, body))
+    let query = "auth_key=pbkey123&auth_timestamp=\(Int(Date().timeIntervalSince1970))&auth_version=1.0&body_md5=\(md5)"
+    let sig = Signing.hex(Signing.hmac(.sha256, key: "pbsecret456", message: "POST\n/apps/4242/events\n\(query)"))
+    return try await http.execute(HTTPClientRequest(method: "POST", url: "http://\(host)/apps/4242/events?\(query)&auth_signature=\(sig)",
+                                                    headers: [("Content-Type", "application/json")], body: body)).status
+}
+let cpu0 = cpuTicks(pid), t0 = monotonicNanos()
+var publishLatency: [Double] = []
+var failures = 0
+let interval = 1e9 / Double(rate)
+for i in 0..<(rate * seconds) {
+    let due = t0 + UInt64(Double(i) * interval)
+    let now = monotonicNanos()
+    if due > now { try await Task.sleep(for: .nanoseconds(Int(due - now))) }
+    let sent = monotonicNanos()
+    let status = try await publish(String(sent))
+    publishLatency.append(Double(monotonicNanos() - sent) / 1e6)
+    if status != 200 { failures += 1 }
+}
+try await Task.sleep(for: .seconds(1))
+let elapsed = Double(monotonicNanos() - t0) / 1e9
+let cpu = (cpuTicks(pid) - cpu0) / Double(sysconf(Int32(_SC_CLK_TCK))) / elapsed * 100
+var all: [Double] = []
+for s in subs { all += s.latencies.withLock { $0 }.map { Double($0) / 1e6 } }
+all.sort()
+publishLatency.sort()
+let expected = ready * rate * seconds
+print(String(format: "subscribers %d (%d subscribed), %d events/s for %d s; deliveries %d of %d (%.0f/s)", subscribers, ready, rate, seconds, all.count, expected, Double(all.count) / Double(seconds)))
+print(String(format: "publish-to-receipt ms p50 %.3f p99 %.3f p99.9 %.3f; signed durable publish (HTTP round trip) ms p50 %.3f p99 %.3f; failures %d",
+             percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999), percentile(publishLatency, 0.5), percentile(publishLatency, 0.99), failures))
+print(String(format: "patchbay idle: %.1f KiB per connection, %.2f %% CPU; under load %.1f %% CPU", (rssIdle - rssBefore) / Double(max(1, ready)), idleCPU, cpu))
+http.shutdown()
+await clients.shutdown(timeout: .seconds(2))
