@@ -27,6 +27,8 @@ enum PusherError {
     static let overCapacity: UInt16 = 4100
     static let reconnect: UInt16 = 4200
     static let clientEventRejected: UInt16 = 4301
+    /// 4300-4399: other errors that do not close the connection.
+    static let invalidMessage: UInt16 = 4300
 }
 
 final class PusherConnection: WebSocketHandler {
@@ -68,7 +70,7 @@ final class PusherConnection: WebSocketHandler {
         guard message.kind == .text,
               let object = try? JSONSerialization.jsonObject(with: Data(message.bytes)) as? [String: Any],
               let event = object["event"] as? String else {
-            sendError(4300 + 0, "Messages must be JSON text frames with an event")
+            sendError(PusherError.invalidMessage, "Messages must be JSON text frames with an event")
             return
         }
         // `data` arrives as an object (pusher-js) or a string (pysher's ping; some clients double-encode).
@@ -198,7 +200,7 @@ final class PusherConnection: WebSocketHandler {
     /// `patchbay:replay_gap` when the log no longer holds the start of what was asked.
     func replay(_ channel: String, after: Int64) {
         guard let log = plane.eventLog else {
-            sendError(4300, "This server keeps no event log", channel: channel)
+            sendError(PusherError.invalidMessage, "This server keeps no event log", channel: channel)
             return
         }
         replaying[channel] = []

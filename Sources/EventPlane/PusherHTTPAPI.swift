@@ -249,9 +249,11 @@ extension EventPlane {
               channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
             throw HTTPError(400, code: "bad_request", message: "channel_name must be a private- or presence- channel")
         }
-        // The API key's tenant is not known (keys are global), so the first app signs; tenants' dashboards use
-        // their own app key in the socket URL.
-        let app = apps.first { channel.contains($0.tenant) } ?? apps[0]
+        // API keys are global, so the request may name its app (`app_key`, as in the socket URL); otherwise the app
+        // whose tenant the channel names (`private-tenant-acme`), otherwise the first app.
+        guard !apps.isEmpty else { throw HTTPError(404, code: "no_app", message: "no Pusher app is configured") }
+        let app = fields["app_key"].flatMap { key in apps.first { $0.key == key } }
+            ?? apps.first { channel.hasSuffix("-tenant-" + $0.tenant) } ?? apps[0]
         if channel.hasPrefix("presence-") {
             let data = fields["channel_data"] ?? "{\"user_id\":\"dashboard-\(Signing.hex(Signing.digest(.sha256, Array(header.utf8)).prefix(4)))\"}"
             let sig = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID):\(channel):\(data)"))
