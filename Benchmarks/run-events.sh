@@ -15,7 +15,7 @@ for run in $(seq "$runs"); do
   PATCHBAY_WS_MAX_MESSAGE_BYTES=65536 taskset -c 0 ../.build/release/patchbay serve & pid=$!
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   echo "run $run:"
-  taskset -c 1 .build/release/events-bench --patchbay "127.0.0.1:$port" --pid "$pid" --subscribers "$subs" --rate "$rate" --seconds "$seconds"
+  taskset -c 1 .build/release/events-bench --patchbay "127.0.0.1:$port" --pid "$pid" --subscribers "$subs" --rate "$rate" --seconds "$seconds" ${EVENTS_BENCH_ARGS:-}
   kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
   rm -rf "$data"
 done

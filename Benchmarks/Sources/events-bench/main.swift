@@ -12,7 +12,7 @@ import Transport
 import WireFormats
 
 var args = CommandLine.arguments.dropFirst()
-var host = "127.0.0.1:8080", pid: Int32 = 0, subscribers = 500, rate = 100, seconds = 10
+var host = "127.0.0.1:8080", pid: Int32 = 0, subscribers = 500, rate = 100, seconds = 10, mode = "fanout", publishers = 32
 while let a = args.popFirst() {
     let v = args.popFirst() ?? ""
     switch a {
@@ -21,6 +21,8 @@ while let a = args.popFirst() {
     case "--subscribers": subscribers = Int(v) ?? subscribers
     case "--rate": rate = Int(v) ?? rate
     case "--seconds": seconds = Int(v) ?? seconds
+    case "--mode": mode = v
+    case "--publishers": publishers = Int(v) ?? publishers
     default: fatalError("unknown option \(a)")
     }
 }
@@ -81,13 +83,17 @@ let idleCPU = (cpuTicks(pid) - idleCPU0) / Double(sysconf(Int32(_SC_CLK_TCK))) /
 
 // Publish `rate` events per second for `seconds`, signed like the pusher libraries.
 let http = HTTPClient(logger: logger)
-func publish(_ data: String) async throws -> Int {
-    let body = Array("{\"name\":\"tick\",\"channel\":\"bench\",\"data\":\(JSONString.quote(data))}".utf8)
+func publish(_ data: String, channel: String = "bench") async throws -> Int {
+    let body = Array("{\"name\":\"tick\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(data))}".utf8)
     let md5 = Signing.hex(Signing.digest(.md5, body))
     let query = "auth_key=pbkey123&auth_timestamp=\(Int(Date().timeIntervalSince1970))&auth_version=1.0&body_md5=\(md5)"
     let sig = Signing.hex(Signing.hmac(.sha256, key: "pbsecret456", message: "POST\n/apps/4242/events\n\(query)"))
     return try await http.execute(HTTPClientRequest(method: "POST", url: "http://\(host)/apps/4242/events?\(query)&auth_signature=\(sig)",
                                                     headers: [("Content-Type", "application/json")], body: body)).status
+}
+if mode == "publish" || mode == "replay" {
+    try await otherModes()
+    exit(0)
 }
 let cpu0 = cpuTicks(pid), t0 = monotonicNanos()
 var publishLatency: [Double] = []
@@ -116,3 +122,67 @@ print(String(format: "publish-to-receipt ms p50 %.3f p99 %.3f p99.9 %.3f; signed
 print(String(format: "patchbay idle: %.1f KiB per connection, %.2f %% CPU; under load %.1f %% CPU", (rssIdle - rssBefore) / Double(max(1, ready)), idleCPU, cpu))
 http.shutdown()
 await clients.shutdown(timeout: .seconds(2))
+
+/// `--mode publish`: `publishers` concurrent signed, durable publishes for `seconds` (group commit at work).
+/// `--mode replay`: 1,000 events published, then a new subscriber asks for all of them (`patchbay_after: 0`).
+@MainActor
+func otherModes() async throws {
+    let seconds = seconds, pid = pid, publishers = publishers, host = host, loop = loop
+    if mode == "publish" {
+        final class Stats: Sendable {
+            let latencies = Mutex<[Double]>([])
+            let count = Atomic<Int>(0), failed = Atomic<Int>(0)
+        }
+        let stats = Stats()
+        let end = monotonicNanos() + UInt64(seconds) * 1_000_000_000
+        let cpu0 = cpuTicks(pid), t0 = monotonicNanos()
+        await withTaskGroup(of: Void.self) { group in
+            for p in 0..<publishers {
+                group.addTask {
+                    while monotonicNanos() < end {
+                        let start = monotonicNanos()
+                        let status = (try? await publish("p\(p)", channel: "durable-\(p % 8)")) ?? 0
+                        stats.latencies.withLock { $0.append(Double(monotonicNanos() - start) / 1e6) }
+                        if status == 200 { stats.count.add(1, ordering: .relaxed) } else { stats.failed.add(1, ordering: .relaxed) }
+                    }
+                }
+            }
+        }
+        let elapsed = Double(monotonicNanos() - t0) / 1e9
+        let cpu = (cpuTicks(pid) - cpu0) / Double(sysconf(Int32(_SC_CLK_TCK))) / elapsed * 100
+        let sorted = stats.latencies.withLock { $0 }.sorted()
+        print(String(format: "durable signed publishes: %d publishers, %.0f/s, latency ms p50 %.2f p99 %.2f p99.9 %.2f, failures %d, patchbay CPU %.1f %%",
+                     publishers, Double(stats.count.load(ordering: .relaxed)) / elapsed, percentile(sorted, 0.5), percentile(sorted, 0.99),
+                     percentile(sorted, 0.999), stats.failed.load(ordering: .relaxed), cpu))
+        return
+    }
+    // Replay: 1,000 events on one channel, then a late subscriber.
+    for i in 0..<1000 { _ = try await publish("r\(i)", channel: "replay-ch") }
+    final class Replayer: WebSocketHandler, @unchecked Sendable {
+        let received = Atomic<Int>(0)
+        let doneAt = Atomic<UInt64>(0)
+        var startedAt: UInt64 = 0
+        func webSocketDidOpen(_ connection: WebSocketConnection) {
+            startedAt = monotonicNanos()
+            connection.send(text: "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"replay-ch\",\"patchbay_after\":0}}")
+        }
+        func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
+            let s = JSONScanner(message.bytes)
+            guard let root = s.rootObject(), let ev = s.member("event", of: root) else { return }
+            if s.equals(ev, "tick") { received.add(1, ordering: .relaxed) }
+            if s.equals(ev, "patchbay:replay_done") { doneAt.store(monotonicNanos() - startedAt, ordering: .relaxed) }
+        }
+        func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {}
+    }
+    var times: [Double] = []
+    for _ in 0..<5 {
+        let r = Replayer()
+        let url = "ws://\(host)/app/pbkey123?protocol=7&client=bench"
+        loop.execute { _ = loop.connectWebSocket(url: url, handler: r) }
+        let deadline = Date().addingTimeInterval(10)
+        while r.doneAt.load(ordering: .relaxed) == 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        times.append(Double(r.doneAt.load(ordering: .relaxed)) / 1e6)
+        print(String(format: "replay of %d missed events: %.2f ms from subscribe to replay_done (includes the socket's subscribe round trip)",
+                     r.received.load(ordering: .relaxed), times.last!))
+    }
+}
