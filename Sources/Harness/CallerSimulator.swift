@@ -283,7 +283,7 @@ final class CallerSession: WebSocketHandler {
 
     func schedule() {
         guard !finished else { return }
-        var next = min(deadline, endAt, closeAt)
+        var next = min(deadline, config.hangUp ? endAt : .max, closeAt)
         if frameIndex < totalFrames || (config.silenceAfterAudio && !stopped) { next = min(next, nextFrameAt) }
         if let m = pendingMarks.first { next = min(next, m.due) }
         timer?.schedule(at: next)
@@ -314,8 +314,10 @@ final class CallerSession: WebSocketHandler {
         if frameIndex >= totalFrames && endAt == .max {
             endAt = now + UInt64(config.listenAfterMillis) * 1_000_000
         }
-        // The line stays open after the audio: silence frames on the same clock until the end.
-        while frameIndex >= totalFrames && config.silenceAfterAudio && !stopped && nextFrameAt <= min(now + 200_000, endAt) {
+        // The line stays open after the audio: silence frames on the same clock until the end (until the far end
+        // hangs up, when this caller does not).
+        let silenceUntil = config.hangUp ? endAt : UInt64.max
+        while frameIndex >= totalFrames && config.silenceAfterAudio && !stopped && nextFrameAt <= min(now + 200_000, silenceUntil) {
             sendFrame(connection, index: -1)
             nextFrameAt += 20_000_000
             silenceFrames += 1

@@ -70,7 +70,10 @@ extension EventLoop {
                                 info.address = cAddress
                                 info.port = Int32(port)
                                 info.path = cPath
-                                info.host = cHost
+                                // lws writes `host` as the Host header (with the port when it is not the scheme's
+                                // default, as RFC 9110 §7.2 asks: signatures over the URL depend on it) and strips
+                                // the port itself for TLS SNI and certificate checks.
+                                info.host = cHostHeader
                                 info.origin = cHostHeader
                                 info.ssl_connection = connection.tlsRequested ? Int32(LCCSCF_USE_SSL.rawValue) : 0
                                 info.alpn = cALPN

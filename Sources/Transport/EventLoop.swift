@@ -49,6 +49,8 @@ public final class EventLoop: @unchecked Sendable {
     private var timerHeap = TimerHeap()
     private var timerActions: [UInt64: () -> Void] = [:]
     private var loopTimers: [UInt64: LoopTimer] = [:]
+    /// Scratch for `fireTimers` (kept to avoid an allocation per pass).
+    private var dueTimers: [(deadline: UInt64, id: UInt64)] = []
     private var nextTimerID: UInt64 = 1
     private var armedDeadline: UInt64 = .max
 
@@ -201,13 +203,18 @@ public final class EventLoop: @unchecked Sendable {
 
     func fireTimers() {
         armedDeadline = .max
-        // Timers due within 50 us fire now: the poll wakes with about that resolution.
+        // Timers due within 50 us fire now: the poll wakes with about that resolution. Only what was due when this
+        // pass began runs in it: a timer that reschedules itself into the past fires again on the next loop turn,
+        // after the sockets, instead of spinning here forever.
         let now = Self.monotonicNanos() &+ 50_000
+        dueTimers.removeAll(keepingCapacity: true)
         while let top = timerHeap.peek(), top.deadline <= now {
-            _ = timerHeap.pop()
-            if let action = timerActions.removeValue(forKey: top.id) {
+            dueTimers.append(timerHeap.pop()!)
+        }
+        for entry in dueTimers {
+            if let action = timerActions.removeValue(forKey: entry.id) {
                 action()
-            } else if let t = loopTimers[top.id], t.isScheduled, t.deadline == top.deadline {
+            } else if let t = loopTimers[entry.id], t.isScheduled, t.deadline == entry.deadline {
                 t.isScheduled = false
                 t.body?()
             }
