@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 @testable import Transport
 
 /// A lock-protected value that closures on other threads can share.
@@ -54,6 +55,30 @@ struct EventLoopTests {
         #expect(Support.eventually { fired.withLock { $0.count } == 4 })
         try await Task.sleep(for: .milliseconds(50))
         #expect(fired.withLock { $0 } == ["past", "a", "b", "c"])
+        await server.shutdown()
+    }
+
+    @Test("A reusable timer that keeps rescheduling itself into the past does not starve the loop's other work")
+    func selfReschedulingTimer() async throws {
+        let server = try Support.server(loops: 1) { _ in }
+        let loop = server.loops[0]
+        let fires = Shared<Int>(0)
+        let stop = Shared<Bool>(false)
+        loop.execute {
+            let box = TimerBox()
+            box.timer = loop.makeTimer {
+                fires.withLock { $0 += 1 }
+                if stop.withLock({ $0 }) { box.timer?.invalidate(); box.timer = nil } else { box.timer?.schedule(at: 1) } // long past
+            }
+            box.timer?.schedule(at: 1)
+        }
+        // Work posted from another thread still runs while the timer keeps firing.
+        let ran = Shared<Bool>(false)
+        try await Task.sleep(for: .milliseconds(20))
+        loop.execute { ran.withLock { $0 = true } }
+        #expect(await eventually { ran.withLock { $0 } })
+        stop.withLock { $0 = true }
+        #expect(fires.withLock { $0 } > 1)
         await server.shutdown()
     }
 
@@ -121,4 +146,9 @@ struct EventLoopTests {
         #expect(lines.contains("ws 1001"), "\(lines)")
         #expect((try? Support.raw(port: port, "GET / HTTP/1.1\r\n\r\n")).map { $0.isEmpty } ?? true, "no one listens after shutdown")
     }
+}
+
+/// Holds a loop timer inside its own body (loop-owned).
+final class TimerBox: @unchecked Sendable {
+    var timer: LoopTimer?
 }
