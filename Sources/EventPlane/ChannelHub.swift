@@ -101,9 +101,3 @@ final class ChannelHub: Sendable {
         }
     }
 }
-
-/// Carries a loop-owned value to its own loop through a `@Sendable` closure.
-struct LoopBound<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

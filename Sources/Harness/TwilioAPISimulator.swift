@@ -62,9 +62,3 @@ public final class TwilioAPISimulator: Sendable {
         return .json(200, "{\"sid\":\(JSONString.quote(call)),\"status\":\"completed\"}")
     }
 }
-
-/// Carries a loop-owned value through a `@Sendable` closure that runs on its loop.
-struct LoopBound<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -410,9 +410,3 @@ extension MediaBridge {
 struct AgentStartError: Error, CustomStringConvertible {
     var description: String
 }
-
-/// Carries a loop-owned value through a `@Sendable` closure that runs on the same loop.
-struct LoopBound<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

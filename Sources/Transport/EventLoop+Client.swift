@@ -5,9 +5,11 @@ import Glibc
 #endif
 internal import CWebSockets
 
-/// Carries a loop-owned value through a `@Sendable` closure that will run on that same loop.
-struct LoopBound<Value>: @unchecked Sendable {
-    let value: Value
+/// Carries a loop-owned value through a `@Sendable` closure that will run on that same loop (the value is only
+/// ever touched there: that is the promise that makes it safe to send).
+public struct LoopBound<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
 }
 
 extension EventLoop {
@@ -26,13 +28,13 @@ extension EventLoop {
         let connection = WebSocketConnection(loop: self, request: request, handler: handler, isClient: true, peer: nil)
         connection.extraHeaders = headers
         guard let scheme, scheme == "ws" || scheme == "wss", !host.isEmpty else {
-            let box = LoopBound(value: connection)
+            let box = LoopBound(connection)
             execute { box.value.connectFailed("invalid WebSocket URL: \(url)") }
             return connection
         }
         connection.tlsRequested = scheme == "wss"
         let port = parsed?.port ?? (scheme == "wss" ? 443 : 80)
-        let box = LoopBound(value: connection)
+        let box = LoopBound(connection)
         if Self.isIPLiteral(host) {
             execute { [self] in self.dial(box.value, address: host, host: host, port: port) }
         } else {

@@ -31,7 +31,7 @@ struct EventLoopTests {
                 }
             }
         }
-        #expect(Support.eventually { seen.withLock { $0.values.reduce(0) { $0 + $1.count } } == 4000 })
+        #expect(await Support.eventually { seen.withLock { $0.values.reduce(0) { $0 + $1.count } } == 4000 })
         #expect(offLoop.withLock { $0 } == 0)
         for sender in 0..<8 { #expect(seen.withLock { $0[sender] } == Array(0..<500)) }
         #expect(!loop.inEventLoop)
@@ -52,7 +52,7 @@ struct EventLoopTests {
             loop.scheduleTimer(at: now - 1_000_000) { fired.withLock { $0.append("past") } } // already due: runs first
             loop.cancelTimer(cancelled)
         }
-        #expect(Support.eventually { fired.withLock { $0.count } == 4 })
+        #expect(await Support.eventually { fired.withLock { $0.count } == 4 })
         try await Task.sleep(for: .milliseconds(50))
         #expect(fired.withLock { $0 } == ["past", "a", "b", "c"])
         await server.shutdown()
@@ -96,7 +96,7 @@ struct EventLoopTests {
             }
             loop.scheduleTimer(at: start + 20_000_000) { tick(1) }
         }
-        #expect(Support.eventually { ticks.withLock { $0.count } == 11 })
+        #expect(await Support.eventually { ticks.withLock { $0.count } == 11 })
         let t = ticks.withLock { $0 }
         // Tick n never fires before its deadline start + n x 20 ms (50 us is the loop's timer slack). No upper bound
         // is asserted: how late a shared machine wakes us is a benchmark question, not a test one.
@@ -133,9 +133,15 @@ struct EventLoopTests {
         let out = Pipe()
         python.standardOutput = out
         try python.run()
-        #expect(Support.eventually { server.openWebSockets.load(ordering: .relaxed) == 1 })
-        let slow = Task.detached { try Support.raw(port: port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") }
-        #expect(Support.eventually { server.inFlightRequests.load(ordering: .relaxed) == 1 })
+        #expect(await Support.eventually { server.openWebSockets.load(ordering: .relaxed) == 1 })
+        // The blocking client runs on a Dispatch thread: on the cooperative pool it could starve the handler's own
+        // Task.sleep while other tests hold the pool's threads.
+        let slow = Task {
+            try await withCheckedThrowingContinuation { (k: CheckedContinuation<String, any Error>) in
+                DispatchQueue.global().async { k.resume(with: Result { try Support.raw(port: port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") }) }
+            }
+        }
+        #expect(await Support.eventually { server.inFlightRequests.load(ordering: .relaxed) == 1 })
         await server.shutdown(timeout: .seconds(5))
         let answer = try await slow.value
         #expect(Support.status(answer) == 200)

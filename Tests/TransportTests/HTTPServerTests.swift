@@ -110,7 +110,7 @@ struct HTTPServerTests {
     }
 
     @Test("Async handlers run off the loop and answer through the mailbox; keep-alive carries several requests")
-    func asyncAndKeepAlive() throws {
+    func asyncAndKeepAlive() async throws {
         let server = try Support.server(routes: Self.routes)
         defer { Task { await server.shutdown() } }
         let two = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

@@ -87,6 +87,8 @@ enum Support {
     }
 
     static func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool { TestSupport.eventually(seconds: seconds, condition) }
+    /// In async tests: waits without holding a thread of the cooperative pool (see TestSupport).
+    static func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool { await TestSupport.eventually(seconds: seconds, condition) }
 }
 
 /// A WebSocket handler that echoes every message back, for the tests.

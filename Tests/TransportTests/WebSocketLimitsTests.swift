@@ -55,14 +55,14 @@ final class FloodHandler: WebSocketHandler, @unchecked Sendable {
 @Suite("WebSocket limits: idle peers and slow readers", .serialized)
 struct WebSocketLimitsTests {
     @Test("A peer that never answers pings is hung up after the idle time-out; one that answers stays")
-    func idlePeerHungUp() throws {
+    func idlePeerHungUp() async throws {
         let server = try Support.server({
             $0.webSocketPingIntervalSeconds = 1
             $0.webSocketIdleTimeoutSeconds = 2
         }, routes: { $0.webSocket("/ws") { _, _ in EchoHandler() } })
         defer { Task { await server.shutdown() } }
         let silent = try SilentPeer(port: server.port, path: "/ws")
-        let live = try runPython("""
+        let live = try await runPython("""
         import asyncio, sys, websockets
         async def main():
             async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/ws", ping_interval=None) as ws:
@@ -75,14 +75,14 @@ struct WebSocketLimitsTests {
     }
 
     @Test("A reader that cannot keep up: sends go straight out, then queue up to the limit, then are dropped and counted")
-    func slowReader() throws {
+    func slowReader() async throws {
         let flood = FloodHandler()
         let server = try Support.server({ $0.outboundQueueLimit = 16 }, routes: { r in
             r.webSocket("/flood") { _, _ in flood }
         })
         defer { Task { await server.shutdown() } }
         let peer = try SilentPeer(port: server.port, path: "/flood")
-        #expect(eventually { !flood.results.withLock { $0.isEmpty } })
+        #expect(await eventually { !flood.results.withLock { $0.isEmpty } })
         let results = flood.results.withLock { $0 }
         #expect(results.first == .sent)
         #expect(results.filter { $0 == .queued }.count == 16)

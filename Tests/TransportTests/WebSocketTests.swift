@@ -14,7 +14,7 @@ struct WebSocketTests {
     }
 
     @Test("Our own client echoes text and binary through the server, on the loop that opened it")
-    func ownClientEcho() throws {
+    func ownClientEcho() async throws {
         let server = try Support.server(routes: Self.routes)
         defer { Task { await server.shutdown() } }
         let recorder = RecordingHandler()
@@ -23,10 +23,10 @@ struct WebSocketTests {
             c.send(text: String(repeating: "ñ", count: 20_000)) // 40 KB: several fragments on the wire
         }
         let loop = server.loops[0]
-        let box = LoopBound(value: recorder)
+        let box = LoopBound(recorder)
         let port = server.port
         loop.execute { _ = loop.connectWebSocket(url: "ws://127.0.0.1:\(port)/echo/a?x=1", handler: box.value) }
-        #expect(Support.eventually { recorder.state.withLock { $0.messages.count == 2 } })
+        #expect(await Support.eventually { recorder.state.withLock { $0.messages.count == 2 } })
         let messages = recorder.state.withLock { $0.messages }
         #expect(messages.first == "hola")
         #expect(messages.last == String(repeating: "ñ", count: 20_000))
@@ -34,7 +34,7 @@ struct WebSocketTests {
     }
 
     @Test("An independent client (Python websockets) gets echoes, 1009 past the size limit, and 403 before upgrading")
-    func pythonClient() throws {
+    func pythonClient() async throws {
         let server = try Support.server({ $0.maxWebSocketMessageBytes = 4096 }, routes: Self.routes)
         defer { Task { await server.shutdown() } }
         let script = """
@@ -61,24 +61,24 @@ struct WebSocketTests {
     }
 
     @Test("A client closed before it opened closes as soon as it opens, with the code it was given")
-    func closeBeforeOpen() throws {
+    func closeBeforeOpen() async throws {
         let server = try Support.server(routes: Self.routes)
         defer { Task { await server.shutdown() } }
         let recorder = RecordingHandler()
         let loop = server.loops[0]
-        let box = LoopBound(value: recorder)
+        let box = LoopBound(recorder)
         let port = server.port
         loop.execute {
             let c = loop.connectWebSocket(url: "ws://127.0.0.1:\(port)/echo/x", handler: box.value)
             c.close(.normal, reason: "changed my mind")
         }
-        #expect(Support.eventually { recorder.state.withLock { $0.closed != nil } })
+        #expect(await Support.eventually { recorder.state.withLock { $0.closed != nil } })
         #expect(recorder.state.withLock { $0.closed?.0 } == 1000)
-        #expect(Support.eventually { server.openWebSockets.load(ordering: .relaxed) == 0 })
+        #expect(await Support.eventually { server.openWebSockets.load(ordering: .relaxed) == 0 })
     }
 
     @Test("A client connection to a closed port reports 1006 to its handler")
-    func connectionRefused() throws {
+    func connectionRefused() async throws {
         let server = try Support.server(routes: Self.routes)
         defer { Task { await server.shutdown() } }
         let probe = try Listener(host: "127.0.0.1", port: 0)
@@ -86,9 +86,9 @@ struct WebSocketTests {
         probe.close()
         let recorder = RecordingHandler()
         let loop = server.loops[1]
-        let box = LoopBound(value: recorder)
+        let box = LoopBound(recorder)
         loop.execute { _ = loop.connectWebSocket(url: "ws://127.0.0.1:\(deadPort)/x", handler: box.value) }
-        #expect(Support.eventually { recorder.state.withLock { $0.closed != nil } })
+        #expect(await Support.eventually { recorder.state.withLock { $0.closed != nil } })
         #expect(recorder.state.withLock { $0.closed?.0 } == 1006)
         #expect(recorder.state.withLock { $0.opened } == false)
     }
@@ -128,7 +128,7 @@ struct WebSocketTests {
             let recorder = RecordingHandler()
             recorder.onOpen = { $0.send(text: "secure") }
             let loop = client.loops[0]
-            let box = LoopBound(value: recorder)
+            let box = LoopBound(recorder)
             let port = tlsServer.port
             loop.execute { _ = loop.connectWebSocket(url: "wss://localhost:\(port)/echo/tls", handler: box.value) }
             if expectOpen {

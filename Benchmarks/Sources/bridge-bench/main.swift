@@ -180,7 +180,6 @@ for f in floorClients {
     loop.execute { _ = loop.connectWebSocket(url: "ws://127.0.0.1:\(options.agentPort)/v1/convai/conversation?agent_id=floor", handler: box.value) }
 }
 
-struct LoopBound<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }
 
 /// Asks the voice webhook for the call's parameters, as Twilio does.
 func parameters(callSID: String) async throws -> [String: String] {
