@@ -265,19 +265,9 @@ public final class TwilioOutboundWriter {
         guard name.kind == .string, !name.hasEscapes else { return nil }
         let raw = scanner.raw(name)
         let prefix = markPrefix.utf8
-        guard raw.count > prefix.count, raw.count <= prefix.count + 18 else { return nil }
-        var i = 0
-        for c in prefix {
-            if raw[i] != c { return nil }
-            i += 1
-        }
-        var v: Int64 = 0
-        while i < raw.count {
-            let c = raw[i]
-            guard c >= 48 && c <= 57 else { return nil }
-            v = v * 10 + Int64(c - 48)
-            i += 1
-        }
-        return v
+        guard raw.count > prefix.count, raw.prefix(prefix.count).elementsEqual(prefix) else { return nil }
+        let digits = JSONSpan(kind: .number, start: name.start + prefix.count, end: name.end, hasEscapes: false, isTrue: false)
+        guard let n = scanner.integer(digits), n >= 0 else { return nil }
+        return n
     }
 }

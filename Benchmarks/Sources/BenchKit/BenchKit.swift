@@ -1,3 +1,4 @@
+import Foundation
 // BenchKit: the small harness every benchmark executable uses: a monotonic clock, repeated runs with medians,
 // percentiles over latency samples, and heap allocations counted per iteration (CAllocCounter).
 import CAllocCounter
@@ -70,4 +71,21 @@ public func format2(_ v: Double) -> String {
     let whole = Int(scaled / 100)
     let frac = Int(abs(scaled).truncatingRemainder(dividingBy: 100))
     return "\(whole).\(frac < 10 ? "0" : "")\(frac)"
+}
+
+/// CPU time (user + system) a process has used, in clock ticks (`/proc/PID/stat` fields 14 and 15).
+public func cpuTicks(_ pid: Int32) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+    let fields = s[s.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    return (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+}
+
+/// A process's resident memory (`VmRSS` of `/proc/PID/status`), KiB.
+public func rssKiB(_ pid: Int32) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
 }

@@ -44,23 +44,6 @@ struct Options {
     }
 }
 
-// MARK: - /proc
-
-func cpuTicks(_ pid: Int32) -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
-    let fields = s[s.index(after: close)...].split(separator: " ")
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    return (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
-}
-
-func rssKiB(_ pid: Int32) -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-    }
-    return 0
-}
-
 // MARK: - Floor: a direct ConvAI client to the agent simulator (one loopback hop each way)
 
 final class FloorClient: WebSocketHandler, @unchecked Sendable {

@@ -27,17 +27,6 @@ while let a = args.popFirst() {
     }
 }
 
-func cpuTicks(_ pid: Int32) -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
-    let f = s[s.index(after: close)...].split(separator: " ")
-    return (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)
-}
-func rssKiB(_ pid: Int32) -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") { return Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
-    return 0
-}
-
 /// One subscriber: subscribes to "bench", records the latency of every "tick" (its data carries the send time).
 final class Subscriber: WebSocketHandler, @unchecked Sendable {
     let latencies = Mutex<[UInt32]>([])
