@@ -77,6 +77,7 @@ public final class WebhookOutbox: Sendable {
     let now: @Sendable () -> Double
     private let endpoints = Mutex<[WebhookEndpoint]>([])
     private let inFlight = Mutex<Set<String>>([])
+    private let stopping = Atomic<Bool>(false)
     public let delivered = Atomic<Int>(0)
     public let failedAttempts = Atomic<Int>(0)
     public let deadLettered = Atomic<Int>(0)
@@ -146,15 +147,25 @@ public final class WebhookOutbox: Sendable {
 
     // MARK: - Delivery
 
-    /// Runs the worker until the store closes: every 100 ms, delivers what is due (up to 16 at once).
+    /// Runs the worker until `drain` or the store closes: every 100 ms, delivers what is due (up to 16 at once).
     public func run() async {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !stopping.load(ordering: .acquiring) {
             do {
                 try await deliverDue()
             } catch {
                 return // the store closed
             }
             try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Graceful shutdown: starts no new delivery and waits (up to `timeout`) for those in flight to finish and be
+    /// recorded, so a restart does not send them again. What is still pending stays in the outbox.
+    public func drain(timeout: Duration) async {
+        stopping.store(true, ordering: .releasing)
+        let deadline = ContinuousClock.now + timeout
+        while !inFlight.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -171,7 +182,7 @@ public final class WebhookOutbox: Sendable {
         let due: [Due] = rows.compactMap { r in
             guard case .text(let e) = r[0], case .text(let p) = r[1], case .text(let body) = r[2], case .int(let n) = r[3] else { return nil }
             return Due(eventID: e, endpointID: p, payload: body, attempts: n)
-        }.filter { d in inFlight.withLock { $0.insert(d.eventID + "/" + d.endpointID).inserted } }
+        }.filter { d in !stopping.load(ordering: .relaxed) && inFlight.withLock { $0.insert(d.eventID + "/" + d.endpointID).inserted } }
         guard !due.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
             var running = 0

@@ -129,6 +129,8 @@ public final class Application: Sendable {
     public func shutdown() async {
         guard lifecycle.transition(from: .serving, to: .draining) else { return }
         await server.shutdown(timeout: .milliseconds(Int64(config.server.shutdownTimeoutSeconds * 1000)))
+        // Deliveries in flight finish and are recorded before the HTTP client and the store close (STYLE.md §10).
+        await eventPlane.outbox?.drain(timeout: .milliseconds(Int64(min(config.server.shutdownTimeoutSeconds, 15) * 1000)))
         httpClient.shutdown()
         database?.close()
         lifecycle.set(.stopped)

@@ -132,4 +132,31 @@ struct WebhookTests {
         #expect(dead)
         #expect(lines(out).filter { $0["id"] as? String == e4.id }.count == 3, "three attempts, then the dead letter")
     }
+
+    @Test("a graceful shutdown lets a delivery in flight finish and records it: the next life does not send it again", .timeLimit(.minutes(1)))
+    func shutdownDrains() async throws {
+        let data = NSTemporaryDirectory() + "patchbay-wh-" + UUID().uuidString
+        let out = data + ".jsonl"
+        defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: out) }
+        let secret = StandardWebhooks.newSecret()
+        let port = freeLoopbackPort()
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: testPython)
+        receiver.arguments = [repositoryRoot.appendingPathComponent("Tests/python/webhook_receiver.py").path, String(port), secret, "0", out, "0.7"]
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
+        var app = try makeApp(data, retries: "0.1")
+        _ = try await createWebhook(app, url: "http://127.0.0.1:\(port)/hooks", types: ["*"], secret: secret)
+        let e = event("call.completed")
+        app.events.publish(e)
+        let inFlight = await eventually(seconds: 10) { lines(out).contains { $0["status"] as? String == "received" } }
+        await app.shutdown() // the receiver answers 0.7 s after it received the request
+        let answered = lines(out).filter { $0["status"] as? Int == 200 }.count
+        app = try makeApp(data, retries: "0.1")
+        try? await Task.sleep(for: .milliseconds(800))
+        await app.shutdown()
+        #expect(inFlight)
+        #expect(answered == 1, "the delivery in flight finished during the shutdown")
+        #expect(lines(out).filter { $0["id"] as? String == e.id && $0["status"] as? String == "received" }.count == 1, "and was not sent again")
+    }
 }
