@@ -35,10 +35,7 @@ struct WebhookCrashTests {
         defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: out) }
         let port = freeLoopbackPort(), receiverPort = freeLoopbackPort()
         let secret = StandardWebhooks.secretForTests
-        let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: testPython)
-        receiver.arguments = [repositoryRoot.appendingPathComponent("Tests/python/webhook_receiver.py").path, String(receiverPort), secret, "0", out, "0.5"]
-        try receiver.run()
+        let receiver = try await startReceiver(port: receiverPort, secret: secret, failFirst: 0, out: out, delay: 0.5)
         defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
 
         var server = try serve(port: port, data: data)
@@ -75,12 +72,6 @@ struct WebhookCrashTests {
         #expect(answeredBeforeKill.count < 20, "the kill came while deliveries were still open")
         #expect(all, "every event delivered after the restart: \(Set(lines(out).compactMap { $0["id"] as? String }).count) of 20 ids seen")
         #expect(lines(out).filter { $0["status"] as? Int == 200 }.allSatisfy { $0["valid"] as? Bool == true })
-    }
-
-    func lines(_ path: String) -> [[String: Any]] {
-        (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        } ?? []
     }
 }
 

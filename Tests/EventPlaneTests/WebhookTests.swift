@@ -22,29 +22,6 @@ struct WebhookTests {
                       data: .object([("k", .string("v"))]))
     }
 
-    func startReceiver(port: Int, secret: String, failFirst: Int, out: String) async throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: testPython)
-        p.arguments = [repositoryRoot.appendingPathComponent("Tests/python/webhook_receiver.py").path, String(port), secret, String(failFirst), out]
-        try p.run()
-        _ = await eventually(seconds: 5) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-        }
-        return p
-    }
-
-    func lines(_ path: String) -> [[String: Any]] {
-        (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        } ?? []
-    }
-
     func createWebhook(_ app: Application, url: String, types: [String], secret: String) async throws -> (status: Int, id: String) {
         let http = HTTPClient(logger: Logger(label: "t"))
         defer { http.shutdown() }
@@ -140,10 +117,7 @@ struct WebhookTests {
         defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: out) }
         let secret = StandardWebhooks.newSecret()
         let port = freeLoopbackPort()
-        let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: testPython)
-        receiver.arguments = [repositoryRoot.appendingPathComponent("Tests/python/webhook_receiver.py").path, String(port), secret, "0", out, "0.7"]
-        try receiver.run()
+        let receiver = try await startReceiver(port: port, secret: secret, failFirst: 0, out: out, delay: 0.7)
         defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
         var app = try makeApp(data, retries: "0.1")
         _ = try await createWebhook(app, url: "http://127.0.0.1:\(port)/hooks", types: ["*"], secret: secret)
