@@ -23,15 +23,29 @@ final class ChannelHub: Sendable {
         /// Presence: user id -> (user_info JSON, sockets of that user in the channel).
         var members: [String: (info: String, sockets: Int)] = [:]
     }
-    private let channels = Mutex<[String: Channel]>([:])
+    struct State {
+        var channels: [String: Channel] = [:]
+        /// Cache channels: the last event published (as delivered) and when, kept `cacheSeconds` (§5).
+        var cache: [String: (text: String, at: Double)] = [:]
+    }
+    private let state = Mutex(State())
+    /// How long a cache channel remembers its last event (Pusher: 30 minutes).
+    static let cacheSeconds = 1800.0
 
     private static func key(_ app: String, _ channel: String) -> String { app + "\u{0}" + channel }
 
-    /// Adds a subscriber (idempotent). Returns the presence members after joining, and whether this socket made
-    /// its user a new member (so `member_added` goes to the others).
-    func subscribe(app: String, channel: String, _ s: Subscriber, memberInfo: String?) -> (members: [(String, String)], newMember: Bool) {
-        channels.withLock { all in
-            var c = all[Self.key(app, channel)] ?? Channel()
+    /// `cache-`, `private-cache-`, `private-encrypted-cache-` and `presence-cache-` channels.
+    static func isCacheChannel(_ name: String) -> Bool {
+        name.hasPrefix("cache-") || name.hasPrefix("private-cache-") || name.hasPrefix("private-encrypted-cache-") || name.hasPrefix("presence-cache-")
+    }
+
+    /// Adds a subscriber (idempotent). Returns the presence members after joining, whether this socket made its user
+    /// a new member (so `member_added` goes to the others), and a cache channel's remembered event.
+    func subscribe(app: String, channel: String, _ s: Subscriber, memberInfo: String?, now: Double = 0)
+        -> (members: [(String, String)], newMember: Bool, cached: String?) {
+        state.withLock { st in
+            let k = Self.key(app, channel)
+            var c = st.channels[k] ?? Channel()
             var newMember = false
             if c.subscribers[s.socketID] == nil, let user = s.userID {
                 if var m = c.members[user] {
@@ -43,31 +57,40 @@ final class ChannelHub: Sendable {
                 }
             }
             c.subscribers[s.socketID] = s
-            all[Self.key(app, channel)] = c
-            return (c.members.map { ($0.key, $0.value.info) }.sorted { $0.0 < $1.0 }, newMember)
+            st.channels[k] = c
+            var cached: String?
+            if let entry = st.cache[k] {
+                if now - entry.at <= Self.cacheSeconds { cached = entry.text } else { st.cache[k] = nil }
+            }
+            return (c.members.map { ($0.key, $0.value.info) }.sorted { $0.0 < $1.0 }, newMember, cached)
         }
     }
 
     /// Removes a subscriber. Returns the user id whose last socket left (for `member_removed`).
     @discardableResult
     func unsubscribe(app: String, channel: String, socketID: String) -> String? {
-        channels.withLock { all in
+        state.withLock { st in
             let k = Self.key(app, channel)
-            guard var c = all[k], let s = c.subscribers.removeValue(forKey: socketID) else { return nil }
+            guard var c = st.channels[k], let s = c.subscribers.removeValue(forKey: socketID) else { return nil }
             var gone: String?
             if let user = s.userID, var m = c.members[user] {
                 m.sockets -= 1
                 if m.sockets == 0 { c.members[user] = nil; gone = user } else { c.members[user] = m }
             }
-            all[k] = c.subscribers.isEmpty ? nil : c
+            st.channels[k] = c.subscribers.isEmpty ? nil : c
             return gone
         }
     }
 
     /// Sends `text` to every subscriber of `channel` except `excluding`, one mailbox hop per loop. `seq` is the
-    /// event's place in the channel's log (nil for protocol events such as member_added).
-    func publish(app: String, channel: String, text: String, excluding: String? = nil, seq: Int64? = nil) {
-        let targets = channels.withLock { $0[Self.key(app, channel)]?.subscribers.values.filter { $0.socketID != excluding } ?? [] }
+    /// event's place in the channel's log (nil for protocol events such as member_added). `cachedAt`: a published
+    /// event (not a protocol or client event), remembered by cache channels.
+    func publish(app: String, channel: String, text: String, excluding: String? = nil, seq: Int64? = nil, cachedAt: Double? = nil) {
+        let k = Self.key(app, channel)
+        let targets = state.withLock { st in
+            if let cachedAt, Self.isCacheChannel(channel) { st.cache[k] = (text, cachedAt) }
+            return st.channels[k]?.subscribers.values.filter { $0.socketID != excluding } ?? []
+        }
         guard !targets.isEmpty else { return }
         var byLoop: [Int: (EventLoop, [LoopBound<PusherConnection>])] = [:]
         for t in targets { byLoop[t.loop.index, default: (t.loop, [])].1.append(t.connection) }
@@ -76,25 +99,36 @@ final class ChannelHub: Sendable {
         }
     }
 
+    /// Whether a cache channel remembers an event now (the HTTP API's `info=cache`).
+    func hasCached(app: String, channel: String, now: Double) -> Bool {
+        state.withLock { st in st.cache[Self.key(app, channel)].map { now - $0.at <= Self.cacheSeconds } ?? false }
+    }
+
     /// Occupied channels of `app` whose names start with `prefix`: (name, subscriptions, users).
     func occupied(app: String, prefix: String) -> [(name: String, subscriptions: Int, users: Int)] {
-        let p = app + "\u{0}" + prefix
-        return channels.withLock { all in
-            all.filter { $0.key.hasPrefix(p) }.map { (String($0.key.dropFirst(app.count + 1)), $0.value.subscribers.count, $0.value.members.count) }
+        let p = app + "\u{0}"
+        let userChannels = prefix.hasPrefix("#") // `#server-to-user-` channels are listed only when asked for
+        return state.withLock { st in
+            st.channels.compactMap { k, c -> (name: String, subscriptions: Int, users: Int)? in
+                guard k.hasPrefix(p) else { return nil }
+                let name = String(k.dropFirst(p.count))
+                guard name.hasPrefix(prefix), userChannels || !name.hasPrefix("#") else { return nil }
+                return (name, c.subscribers.count, c.members.count)
+            }
         }.sorted { $0.name < $1.name }
     }
 
     /// Presence members of a channel (user ids).
     func users(app: String, channel: String) -> [String] {
-        channels.withLock { ($0[Self.key(app, channel)]?.members.keys).map(Array.init) ?? [] }.sorted()
+        state.withLock { ($0.channels[Self.key(app, channel)]?.members.keys).map(Array.init) ?? [] }.sorted()
     }
 
-    /// Every subscriber of `app` whose presence user id is `user` (for terminate_connections).
+    /// Every socket of `app` signed in as `user` or a presence member as `user` (for terminate_connections).
     func sockets(app: String, user: String) -> [Subscriber] {
         let p = app + "\u{0}"
-        return channels.withLock { all in
+        return state.withLock { st in
             var seen: [String: Subscriber] = [:]
-            for (k, c) in all where k.hasPrefix(p) {
+            for (k, c) in st.channels where k.hasPrefix(p) {
                 for s in c.subscribers.values where s.userID == user { seen[s.socketID] = s }
             }
             return Array(seen.values)

@@ -66,9 +66,24 @@ public final class EventPlane: EventSink, Sendable {
         let nowMillis = Int64((now() * 1000).rounded())
         if let log, let seq, !durable { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
         hub.publish(app: app.appID, channel: channel, text: Self.message(event: event, channel: channel, data: data, seq: seq),
-                    excluding: excluding, seq: seq)
+                    excluding: excluding, seq: seq, cachedAt: now())
         if let log, let seq, durable { try await log.append(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
     }
+
+    /// Open connections per app id (for `maxConnections`).
+    private let slots = Mutex<[String: Int]>([:])
+
+    /// Takes one of the app's connection slots; false when the app is at its `maxConnections`.
+    func takeSlot(_ app: PusherAppConfig) -> Bool {
+        slots.withLock { open in
+            let n = open[app.appID, default: 0]
+            guard app.maxConnections == 0 || n < app.maxConnections else { return false }
+            open[app.appID] = n + 1
+            return true
+        }
+    }
+
+    func releaseSlot(_ app: PusherAppConfig) { slots.withLock { $0[app.appID, default: 1] -= 1 } }
 
     /// The tenant webhooks belong to when a request names none.
     let defaultTenant: String
@@ -87,8 +102,18 @@ public final class EventPlane: EventSink, Sendable {
         router.captureHeader("authorization")
         router.webSocket("/app/{key}") { [self] req, loop in
             guard let app = apps.first(where: { $0.key == req.pathParameters["key"] }) else {
-                // The protocol's refusal for an unknown key comes after the upgrade: error event, then close 4001.
+                // The protocol's refusals come after the upgrade: error event, then the same close code (§1).
                 return RefusingConnection(code: PusherError.appDoesNotExist, message: "Application does not exist")
+            }
+            // `protocol`: pusher-js sends 7, pysher 6; 5 to 7 are the same on the wire.
+            guard let version = req.queryValue("protocol") else {
+                return RefusingConnection(code: PusherError.noProtocol, message: "No protocol version supplied (?protocol=7)")
+            }
+            guard let number = Int(version) else {
+                return RefusingConnection(code: PusherError.invalidVersion, message: "Invalid version string format")
+            }
+            guard (5...7).contains(number) else {
+                return RefusingConnection(code: PusherError.unsupportedProtocol, message: "Unsupported protocol version \(number) (5 to 7 are)")
             }
             return PusherConnection(plane: self, app: app, loop: loop)
         }
@@ -104,6 +129,8 @@ public final class EventPlane: EventSink, Sendable {
         router.on(.GET, "/apps/{app_id}/channels/{channel}/users") { [self] req in try channelUsers(req) }
         router.on(.POST, "/apps/{app_id}/users/{user_id}/terminate_connections") { [self] req in try terminate(req) }
         router.on(.POST, "/pusher/auth") { [self] req in try authorize(req) }
+        router.on(.POST, "/pusher/user-auth") { [self] req in try authorizeUser(req) }
+        router.on(.POST, "/api/v1/auth-tokens") { [self] req in try issueToken(req) }
     }
 
     // MARK: - EventSink: Patchbay's events on their channels (PRODUCT.md "Events")
@@ -117,7 +144,8 @@ public final class EventPlane: EventSink, Sendable {
         for channel in event.channels {
             let seq = log?.nextSequence(app: app.appID, channel: channel)
             if let log, let seq { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event.type, data: data, nowMillis: nowMillis) }
-            hub.publish(app: app.appID, channel: channel, text: Self.message(event: event.type, channel: channel, data: data, seq: seq), seq: seq)
+            hub.publish(app: app.appID, channel: channel, text: Self.message(event: event.type, channel: channel, data: data, seq: seq),
+                        seq: seq, cachedAt: now())
         }
         eventsPublished.add(1, ordering: .relaxed)
     }

@@ -11,18 +11,34 @@ public struct PusherAppConfig: Sendable {
     public var appID: String
     public var key: String
     public var secret: String
+    /// 32 bytes from which each `private-encrypted-` channel's shared secret is derived (§6); nil: such channels can
+    /// be subscribed to but `/pusher/auth` cannot hand out their secrets.
+    public var encryptionMasterKey: [UInt8]?
+    /// Most connections the app may hold at once (0: no limit); past it `pusher:error` 4004 and close 4004.
+    public var maxConnections: Int
 
-    public init(tenant: String, appID: String, key: String, secret: String) {
+    public init(tenant: String, appID: String, key: String, secret: String, encryptionMasterKey: [UInt8]? = nil, maxConnections: Int = 0) {
         self.tenant = tenant
         self.appID = appID
         self.key = key
         self.secret = secret
+        self.encryptionMasterKey = encryptionMasterKey
+        self.maxConnections = maxConnections
+    }
+
+    /// `private-encrypted-` channels' shared secret: SHA-256 of the channel name then the master key.
+    func sharedSecret(channel: String) -> [UInt8]? {
+        encryptionMasterKey.map { Signing.digest(.sha256, Array(channel.utf8) + $0) }
     }
 }
 
 /// Pusher's error codes (§4).
 enum PusherError {
     static let appDoesNotExist: UInt16 = 4001
+    static let overQuota: UInt16 = 4004
+    static let invalidVersion: UInt16 = 4006
+    static let unsupportedProtocol: UInt16 = 4007
+    static let noProtocol: UInt16 = 4008
     static let unauthorized: UInt16 = 4009
     static let overCapacity: UInt16 = 4100
     static let reconnect: UInt16 = 4200
@@ -43,6 +59,10 @@ final class PusherConnection: WebSocketHandler {
     var tokens = 10.0
     var lastRefill = Date()
     var closed = false
+    /// Holds one of the app's connection slots (released on close).
+    var holdsSlot = false
+    /// The user signed in with `pusher:signin` (§6 user authentication).
+    var signedInUser: String?
     /// Channels being replayed: live events held until the replay has gone out.
     var replaying: [String: [(Int64, String)]] = [:]
 
@@ -59,6 +79,11 @@ final class PusherConnection: WebSocketHandler {
 
     func webSocketDidOpen(_ connection: WebSocketConnection) {
         self.connection = connection
+        guard plane.takeSlot(app) else {
+            closeWithError(PusherError.overQuota, "Over connection quota")
+            return
+        }
+        holdsSlot = true
         plane.connectionsOpen.add(1, ordering: .relaxed)
         // `data` is a JSON-encoded string (§1: pysher crashes on an object).
         let data = "{\"socket_id\":\"\(socketID)\",\"activity_timeout\":\(Self.activityTimeoutSeconds)}"
@@ -85,6 +110,8 @@ final class PusherConnection: WebSocketHandler {
             subscribe(data ?? [:])
         case "pusher:unsubscribe":
             if let channel = data?["channel"] as? String { unsubscribe(channel) }
+        case "pusher:signin":
+            signIn(data ?? [:])
         default:
             if event.hasPrefix("client-") { clientEvent(event, object) }
         }
@@ -92,8 +119,12 @@ final class PusherConnection: WebSocketHandler {
 
     func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {
         closed = true
+        guard holdsSlot else { self.connection = nil; return }
+        holdsSlot = false
+        plane.releaseSlot(app)
         plane.connectionsOpen.subtract(1, ordering: .relaxed)
         for channel in channels.keys { unsubscribe(channel) }
+        if let user = signedInUser { plane.hub.unsubscribe(app: app.appID, channel: Self.userChannel(user), socketID: socketID) }
         self.connection = nil
     }
 
@@ -175,7 +206,7 @@ final class PusherConnection: WebSocketHandler {
         if channels[channel] == nil { plane.subscriptions.add(1, ordering: .relaxed) }
         channels[channel] = userID
         let subscriber = Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: userID)
-        let (members, newMember) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo)
+        let (members, newMember, cached) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo, now: plane.now())
         if isPresence {
             let ids = members.map { JSONString.quote($0.0) }.joined(separator: ",")
             let hash = members.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",")
@@ -189,6 +220,10 @@ final class PusherConnection: WebSocketHandler {
             }
         } else {
             connection?.send(text: "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
+        }
+        // Cache channels (§5): the last event published on the channel, or word that there is none.
+        if ChannelHub.isCacheChannel(channel) {
+            connection?.send(text: cached ?? "{\"event\":\"pusher:cache_miss\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
         }
         // Patchbay's extension: `patchbay_after` asks for the events missed since that sequence number.
         if let after = (data["patchbay_after"] as? NSNumber)?.int64Value ?? (data["patchbay_after"] as? String).flatMap({ Int64($0) }) {
@@ -239,6 +274,38 @@ final class PusherConnection: WebSocketHandler {
             plane.hub.publish(app: app.appID, channel: channel,
                               text: "{\"event\":\"pusher_internal:member_removed\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(removed))}")
         }
+    }
+
+    // MARK: - User authentication (§6)
+
+    /// The channel a signed-in user's socket joins so that `#server-to-user-{id}` events and terminate_connections
+    /// reach it (clients cannot subscribe to `#` channels themselves).
+    static func userChannel(_ user: String) -> String { "#server-to-user-" + user }
+
+    /// `pusher:signin`: `auth` is the app key and HMAC-SHA256 of `socket_id::user::user_data`; `user_data` must be a
+    /// JSON object with a string `id`. Failure: `pusher:error` 4009 and close 4009, as Pusher does.
+    func signIn(_ data: [String: Any]) {
+        guard let userData = data["user_data"] as? String, let auth = data["auth"] as? String else {
+            closeWithError(PusherError.unauthorized, "pusher:signin needs auth and user_data")
+            return
+        }
+        let expected = app.key + ":" + Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID)::user::\(userData)"))
+        guard Signing.constantTimeEqual(auth, expected) else {
+            plane.authFailures.add(1, ordering: .relaxed)
+            closeWithError(PusherError.unauthorized, "Invalid signature for pusher:signin")
+            return
+        }
+        guard let user = (try? JSONSerialization.jsonObject(with: Data(userData.utf8)) as? [String: Any])?["id"] as? String,
+              !user.isEmpty, user.utf8.count <= 128, signedInUser == nil || signedInUser == user else {
+            closeWithError(PusherError.unauthorized, "user_data must be a JSON object with a string id (at most 128 characters)")
+            return
+        }
+        if signedInUser == nil {
+            signedInUser = user
+            _ = plane.hub.subscribe(app: app.appID, channel: Self.userChannel(user),
+                                    Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: user), memberInfo: nil)
+        }
+        connection?.send(text: "{\"event\":\"pusher:signin_success\",\"data\":{\"user_data\":\(JSONString.quote(userData))}}")
     }
 
     // MARK: - Client events (§8)

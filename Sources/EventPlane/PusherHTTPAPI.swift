@@ -9,6 +9,12 @@ extension EventPlane {
     static let maxChannelsPerEvent = 100
     static let maxBatch = 10
 
+    /// Channels the HTTP API may publish to: any valid name, and `#server-to-user-{id}` (signed-in users' sockets).
+    static func isPublishable(_ channel: String) -> Bool {
+        PusherConnection.isValidChannelName(channel)
+            || (channel.hasPrefix("#server-to-user-") && PusherConnection.isValidChannelName(String(channel.dropFirst(16))))
+    }
+
     /// Pusher's request signature: auth_key, auth_timestamp within 600 s, auth_version 1.0, body_md5, and
     /// HMAC-SHA256 over METHOD\nPATH\nsorted params (as received, minus auth_signature). 401 on any failure.
     func verifiedApp(_ req: HTTPRequest) throws -> PusherAppConfig {
@@ -50,8 +56,11 @@ extension EventPlane {
         guard let name = o["name"] as? String, !name.isEmpty, name.utf8.count <= 200 else {
             throw HTTPError(400, code: "bad_request", message: "name is required (at most 200 characters)")
         }
-        guard !channels.isEmpty, channels.count <= Self.maxChannelsPerEvent, channels.allSatisfy(PusherConnection.isValidChannelName) else {
+        guard !channels.isEmpty, channels.count <= Self.maxChannelsPerEvent, channels.allSatisfy(Self.isPublishable) else {
             throw HTTPError(400, code: "bad_request", message: "1 to 100 valid channel names are required")
+        }
+        if channels.count > 1 && channels.contains(where: { $0.hasPrefix("private-encrypted-") }) {
+            throw HTTPError(400, code: "bad_request", message: "an event for a private-encrypted- channel must go to that channel alone")
         }
         let data: String
         if let s = o["data"] as? String { data = s }
@@ -228,38 +237,5 @@ extension EventPlane {
               apiKeys.contains(where: { Signing.constantTimeEqual($0, String(header.dropFirst(7))) }) else {
             throw HTTPError(401, code: "unauthorized", message: "Authorization: Bearer <API key> is required")
         }
-    }
-
-    /// `POST /pusher/auth`: signs a private or presence subscription for a dashboard holding an API key
-    /// (`Authorization: Bearer`), from the form body pusher-js and pysher post or JSON.
-    func authorize(_ req: HTTPRequest) throws -> HTTPResponse {
-        try requireAPIKey(req)
-        let header = req.headers["authorization"] ?? ""
-        let type = req.headers["content-type"]?.lowercased() ?? ""
-        var fields: [String: String] = [:]
-        if type.hasPrefix("application/json") {
-            for (k, v) in try Self.json(req) { fields[k] = v as? String }
-        } else {
-            for (k, v) in FormEncoding.decode(req.bodyText) { fields[k] = v }
-        }
-        guard let socketID = fields["socket_id"], socketID.wholeMatch(of: /\d+\.\d+/) != nil else {
-            throw HTTPError(400, code: "bad_request", message: "socket_id is required (digits.digits)")
-        }
-        guard let channel = fields["channel_name"], PusherConnection.isValidChannelName(channel),
-              channel.hasPrefix("private-") || channel.hasPrefix("presence-") else {
-            throw HTTPError(400, code: "bad_request", message: "channel_name must be a private- or presence- channel")
-        }
-        // API keys are global, so the request may name its app (`app_key`, as in the socket URL); otherwise the app
-        // whose tenant the channel names (`private-tenant-acme`), otherwise the first app.
-        guard !apps.isEmpty else { throw HTTPError(404, code: "no_app", message: "no Pusher app is configured") }
-        let app = fields["app_key"].flatMap { key in apps.first { $0.key == key } }
-            ?? apps.first { channel.hasSuffix("-tenant-" + $0.tenant) } ?? apps[0]
-        if channel.hasPrefix("presence-") {
-            let data = fields["channel_data"] ?? "{\"user_id\":\"dashboard-\(Signing.hex(Signing.digest(.sha256, Array(header.utf8)).prefix(4)))\"}"
-            let sig = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID):\(channel):\(data)"))
-            return .json(200, "{\"auth\":\(JSONString.quote(app.key + ":" + sig)),\"channel_data\":\(JSONString.quote(data))}")
-        }
-        let sig = Signing.hex(Signing.hmac(.sha256, key: app.secret, message: "\(socketID):\(channel)"))
-        return .json(200, "{\"auth\":\(JSONString.quote(app.key + ":" + sig))}")
     }
 }

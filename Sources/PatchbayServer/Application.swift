@@ -67,7 +67,8 @@ public final class Application: Sendable {
                                   http: httpClient, events: events, logger: logger)
         mediaBridge.install(on: router)
         eventPlane = EventPlane(apps: config.tenants.compactMap { t in
-            t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret) }
+            t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret,
+                                           encryptionMasterKey: $0.encryptionMasterKey, maxConnections: $0.maxConnections) }
         }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id)
         eventPlane.install(on: router)
         events.subscribe(eventPlane)
@@ -214,6 +215,14 @@ enum OperationalRoutes {
                 ("patchbay_events_auth_failures_total", "Refused channel authorizations and HTTP API signatures.", Double(e.authFailures.load(ordering: .relaxed))),
                 ("patchbay_events_published_total", "Events published (HTTP API and Patchbay's own).", Double(e.eventsPublished.load(ordering: .relaxed))),
             ]
+            if let o = e.outbox {
+                extra += [
+                    ("patchbay_webhook_deliveries_delivered_total", "Webhook deliveries answered 2xx.", Double(o.delivered.load(ordering: .relaxed))),
+                    ("patchbay_webhook_attempts_failed_total", "Webhook attempts that failed (error, time-out or non-2xx); retried or dead-lettered.",
+                     Double(o.failedAttempts.load(ordering: .relaxed))),
+                    ("patchbay_webhook_deliveries_dead_total", "Webhook deliveries dead-lettered after their last attempt.", Double(o.deadLettered.load(ordering: .relaxed))),
+                ]
+            }
             extra.append(("patchbay_websocket_dropped_messages_total", "WebSocket messages dropped because a peer's queue was full.",
                           Double(server.droppedMessages.load(ordering: .relaxed))))
             return HTTPResponse(status: 200, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render(extra: extra))

@@ -154,6 +154,18 @@ public struct PusherApp: Sendable, Equatable {
     public var appID: String
     public var key: String
     public var secret: String
+    /// 32 bytes for `private-encrypted-` channels' shared secrets (`PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY`, base64).
+    public var encryptionMasterKey: [UInt8]? = nil
+    /// Most simultaneous connections (`PATCHBAY_PUSHER_MAX_CONNECTIONS`; 0: no limit).
+    public var maxConnections: Int = 0
+
+    /// The master key from its base64 text: exactly 32 bytes.
+    static func masterKey(_ text: String, key: String) throws(ConfigError) -> [UInt8] {
+        guard let d = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)), d.count == 32 else {
+            throw ConfigError(key: key, "must be 32 bytes in base64 (for example: openssl rand -base64 32)")
+        }
+        return Array(d)
+    }
 }
 
 /// A configuration value that cannot be used. `key` names the environment variable or the config-file path.

@@ -22,14 +22,14 @@ final class PlaneRig: @unchecked Sendable {
         init(_ s: Double) { seconds = s }
     }
 
-    init(now: Double, outboundQueueLimit: Int = 512) throws {
+    init(now: Double, outboundQueueLimit: Int = 512, apiKeys: [String] = []) throws {
         var logger = Logger(label: "test.plane")
         logger.logLevel = .critical
         let clock = Clock(now)
         self.clock = clock
         plane = EventPlane(apps: [PusherAppConfig(tenant: "acme", appID: "4242", key: "pbkey123", secret: "pbsecret456"),
                                   PusherAppConfig(tenant: "pusherdocs", appID: "3", key: "278d425bdf160c739803", secret: "7ad3773142a6692b25b8")],
-                           apiKeys: [], logger: logger, now: { clock.seconds })
+                           apiKeys: apiKeys, logger: logger, now: { clock.seconds })
         var settings = ServerConfiguration()
         settings.host = "127.0.0.1"
         settings.port = 0

@@ -1,0 +1,93 @@
+// Pusher features beyond subscribe and publish, over real sockets with the `pusher` library as the reference signer
+// (Tests/python/pusher_extras.py), and dashboard tokens on a clock the test sets.
+import EventPlane
+import Foundation
+import HTTPClient
+import Signing
+import Testing
+import TestSupport
+import Transport
+
+@Suite("Pusher sign-in, cache and encrypted channels, quotas, protocol versions and dashboard tokens", .serialized)
+struct PusherExtrasTests {
+    static let masterKey = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk=" // 32 bytes
+
+    @Test("against the pusher library and raw sockets", .timeLimit(.minutes(1)))
+    func extras() async throws {
+        let (app, data) = try startGateway(extra: ["PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY": Self.masterKey, "PATCHBAY_PUSHER_MAX_CONNECTIONS": "4"])
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let result = try await runProgram(testPython, [repositoryRoot.appendingPathComponent("Tests/python/pusher_extras.py").path,
+                                                 "127.0.0.1", String(app.port), "4242", "pbkey123", "pbsecret456", testAPIKey,
+                                                 Self.masterKey, "4"], timeoutSeconds: 45)
+        await app.shutdown()
+        try #require(result.status == 0, "\(result.stderr)")
+        let out = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        func triple(_ k: String) -> [String] { (out[k] as? [Any] ?? []).map { "\($0)" } }
+
+        // Protocol versions (§1): missing 4008, not a number 4006, out of range 4007; error event then the same close.
+        #expect(triple("no_protocol") == ["pusher:error", "4008", "4008"])
+        #expect(triple("bad_version") == ["pusher:error", "4006", "4006"])
+        #expect(triple("unsupported") == ["pusher:error", "4007", "4007"])
+        #expect(out["protocol_5"] as? String == "established" && out["protocol_6"] as? String == "established")
+        // Sign-in, #server-to-user- events, terminate_connections of both of the user's sockets, a bad signature.
+        #expect(out["signin"] as? Bool == true)
+        #expect((out["to_user"] as? [Any])?.first as? String == "#server-to-user-agent-7")
+        #expect(((out["to_user"] as? [Any])?.last as? [String: String]) == ["text": "hola"])
+        #expect((out["terminated"] as? [[Int]]) == [[4009, 4009], [4009, 4009]])
+        #expect((out["bad_signin"] as? [Int]) == [4009, 4009])
+        // Cache channels: the last of two events, then cache_miss for an empty one.
+        #expect((out["cache_hit"] as? [Any])?.first as? String == "price")
+        #expect(((out["cache_hit"] as? [Any])?.last as? [String: Int]) == ["eur": 2])
+        #expect(triple("cache_miss") == ["pusher:cache_miss", "cache-empty"])
+        // Encrypted channels and user authentication agree with the pusher library byte for byte.
+        #expect(triple("encrypted_auth") == ["200", "1"])
+        #expect(triple("user_auth") == ["200", "1"])
+        #expect("\(out["encrypted_multi"] ?? "")" != "accepted")
+        // Dashboard tokens: the token's user wins over what the page asks for.
+        #expect(triple("token_issued") == ["201", "1"])
+        let presence = out["token_presence"] as? [Any] ?? []
+        #expect(presence.first as? Int == 200)
+        #expect((presence.dropFirst().first as? [String: Any])?["user_id"] as? String == "agent-3")
+        #expect(((presence.dropFirst().first as? [String: Any])?["user_info"] as? [String: String]) == ["name": "Eva"])
+        #expect((presence.last as? [String]) == ["agent-3"])
+        #expect(((out["token_signin"] as? [Any])?.last as? [String: Any])?["id"] as? String == "agent-3")
+        #expect(out["token_other_app"] as? Int == 403)
+        #expect(out["token_tampered"] as? Int == 401)
+        // The connection quota: 4004 past it; a freed slot is usable again.
+        #expect(triple("over_quota") == ["pusher:error", "4004", "4004"])
+        #expect(out["after_release"] as? String == "established")
+    }
+
+    @Test("dashboard tokens expire, and only the API keys that signed them verify them")
+    func tokenLifetime() async throws {
+        let rig = try PlaneRig(now: 1_700_000_000, apiKeys: ["key-one"])
+        func post(_ path: String, bearer: String, _ body: String, json: Bool = false) async throws -> (Int, String) {
+            let r = try await rig.http.execute(HTTPClientRequest(method: "POST", url: "http://127.0.0.1:\(rig.server.port)\(path)",
+                                                                 headers: [("Content-Type", json ? "application/json" : "application/x-www-form-urlencoded"),
+                                                                           ("Authorization", "Bearer " + bearer)], body: Array(body.utf8)))
+            return (r.status, String(decoding: r.body, as: UTF8.self))
+        }
+        let (status, body) = try await post("/api/v1/auth-tokens", bearer: "key-one", "{\"tenant\":\"acme\",\"user_id\":\"agent-1\",\"ttl_seconds\":60}", json: true)
+        #expect(status == 201)
+        let token = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["token"] as? String ?? ""
+        let ok = try await post("/pusher/auth", bearer: token, "socket_id=1.2&channel_name=private-tenant-acme")
+        #expect(ok.0 == 200)
+        #expect(ok.1 == "{\"auth\":\"pbkey123:\(Signing.hex(Signing.hmac(.sha256, key: "pbsecret456", message: "1.2:private-tenant-acme")))\"}")
+        rig.clock.seconds += 61
+        let expired = try await post("/pusher/auth", bearer: token, "socket_id=1.2&channel_name=private-tenant-acme")
+        #expect(expired.0 == 401 && expired.1.contains("token_expired"))
+        // Bad requests: a tenant without an app, no user, a ttl out of range, a token asking for a token.
+        #expect(try await post("/api/v1/auth-tokens", bearer: "key-one", "{\"tenant\":\"nobody\",\"user_id\":\"a\"}", json: true).0 == 404)
+        #expect(try await post("/api/v1/auth-tokens", bearer: "key-one", "{\"tenant\":\"acme\"}", json: true).0 == 422)
+        #expect(try await post("/api/v1/auth-tokens", bearer: "key-one", "{\"tenant\":\"acme\",\"user_id\":\"a\",\"ttl_seconds\":5}", json: true).0 == 422)
+        #expect(try await post("/api/v1/auth-tokens", bearer: token, "{\"tenant\":\"acme\",\"user_id\":\"a\"}", json: true).0 == 401)
+        await rig.shutdown()
+        // Another deployment's keys do not verify it.
+        let other = try PlaneRig(now: 1_700_000_000, apiKeys: ["key-two"])
+        let foreign = try await other.http.execute(HTTPClientRequest(method: "POST", url: "http://127.0.0.1:\(other.server.port)/pusher/auth",
+                                                                      headers: [("Authorization", "Bearer " + token)],
+                                                                      body: Array("socket_id=1.2&channel_name=private-tenant-acme".utf8)))
+        #expect(foreign.status == 401)
+        await other.shutdown()
+    }
+}
