@@ -64,9 +64,28 @@ final class PusherConnection: WebSocketHandler {
     /// The user signed in with `pusher:signin` (§6 user authentication).
     var signedInUser: String?
     /// Channels being replayed: live events held until the replay has gone out.
-    var replaying: [String: [(Int64, String)]] = [:]
+    var replaying: [String: Replay] = [:]
+
+    /// A replay under way on one channel. Until the log answers, live events wait in `held`; then everything goes
+    /// out through `pending` (logged events, `replay_done`, the held and newer live events) no faster than the socket
+    /// drains, so a 1,000-event replay never overflows the connection's bounded queue.
+    struct Replay {
+        var held: [(Int64, String)] = []
+        var pending: [String] = []
+        var next = 0
+        /// The last sequence number the replay covers (nil until the log has answered).
+        var lastSeq: Int64?
+        var backlog: Int { held.count + pending.count - next }
+    }
+    /// Messages a replay keeps queued at most before waiting for the socket to drain.
+    static let replayQueueHighWater = 128
+    /// Live events a replaying subscriber may have waiting; past it the subscriber is cut off like any slow one.
+    static let maxReplayBacklog = 5000
 
     static let activityTimeoutSeconds = 120
+    /// Kernel send buffer per subscriber: 32 KiB (64 KiB as Linux counts it) holds hundreds of events, enough for
+    /// bursts and long round trips; past it the per-connection queue takes over, and past that the subscriber is cut.
+    static let socketSendBufferBytes = 32 << 10
     static let maxClientEventBytes = 10_240
 
     init(plane: EventPlane, app: PusherAppConfig, loop: EventLoop) {
@@ -85,6 +104,8 @@ final class PusherConnection: WebSocketHandler {
         }
         holdsSlot = true
         plane.connectionsOpen.add(1, ordering: .relaxed)
+        // A subscriber's backlog lives in its bounded queue, not in megabytes of kernel buffer (see limitSendBuffer).
+        connection.limitSendBuffer(bytes: Self.socketSendBufferBytes)
         // `data` is a JSON-encoded string (§1: pysher crashes on an object).
         let data = "{\"socket_id\":\"\(socketID)\",\"activity_timeout\":\(Self.activityTimeoutSeconds)}"
         connection.send(text: "{\"event\":\"pusher:connection_established\",\"data\":\(JSONString.quote(data))}")
@@ -133,8 +154,17 @@ final class PusherConnection: WebSocketHandler {
     /// events wait behind the replay.
     func deliver(_ text: String, channel: String? = nil, seq: Int64? = nil) {
         guard let connection, !closed else { return }
-        if let channel, let seq, replaying[channel] != nil {
-            replaying[channel]!.append((seq, text))
+        if let channel, let seq, var r = replaying[channel] {
+            if let last = r.lastSeq {
+                if seq > last { r.pending.append(text) }
+            } else {
+                r.held.append((seq, text))
+            }
+            replaying[channel] = r
+            if r.backlog > Self.maxReplayBacklog {
+                plane.slowSubscribersDropped.add(1, ordering: .relaxed)
+                closeWithError(PusherError.overCapacity, "Subscriber too slow: reconnect later")
+            }
             return
         }
         if connection.send(text: text) == .dropped {
@@ -238,7 +268,7 @@ final class PusherConnection: WebSocketHandler {
             sendError(PusherError.invalidMessage, "This server keeps no event log", channel: channel)
             return
         }
-        replaying[channel] = []
+        replaying[channel] = Replay()
         let app = self.app.appID, loop = self.loop, me = LoopBound(self)
         Task {
             let result = try? await log.events(app: app, channel: channel, after: after, limit: EventPlane.maxReplay)
@@ -247,27 +277,53 @@ final class PusherConnection: WebSocketHandler {
     }
 
     func finishReplay(_ channel: String, after: Int64, result: (events: [LoggedEvent], oldest: Int64?)?) {
-        guard let held = replaying.removeValue(forKey: channel), let connection, !closed else { return }
+        guard var r = replaying[channel], !closed else { return }
         var last = after
         if let result {
             if let oldest = result.oldest, oldest > after + 1 {
                 let gap = "{\"requested_after\":\(after),\"oldest_available\":\(oldest)}"
-                connection.send(text: "{\"event\":\"patchbay:replay_gap\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(gap))}")
+                r.pending.append("{\"event\":\"patchbay:replay_gap\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(gap))}")
             }
             for e in result.events {
-                connection.send(text: EventPlane.message(event: e.event, channel: channel, data: e.data, seq: e.seq))
+                r.pending.append(EventPlane.message(event: e.event, channel: channel, data: e.data, seq: e.seq))
                 last = e.seq
             }
             let more = result.events.count == EventPlane.maxReplay
-            connection.send(text: "{\"event\":\"patchbay:replay_done\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote("{\"last_seq\":\(last),\"more\":\(more)}"))}")
+            r.pending.append("{\"event\":\"patchbay:replay_done\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote("{\"last_seq\":\(last),\"more\":\(more)}"))}")
         } else {
-            sendError(4302, "Replay failed: the event log could not be read", channel: channel)
+            r.pending.append("{\"event\":\"pusher:error\",\"channel\":\(JSONString.quote(channel)),\"data\":{\"code\":4302,\"message\":\"Replay failed: the event log could not be read\"}}")
         }
-        for (seq, text) in held where seq > last { deliver(text) }
+        r.pending += r.held.filter { $0.0 > last }.map(\.1)
+        r.held = []
+        r.lastSeq = last
+        replaying[channel] = r
+        pumpReplay(channel)
+    }
+
+    /// Sends what a replay has pending while the connection's queue is short; comes back every 5 ms until done.
+    func pumpReplay(_ channel: String) {
+        guard var r = replaying[channel], let connection, !closed else { return }
+        let highWater = min(Self.replayQueueHighWater, connection.queueLimit / 2)
+        while r.next < r.pending.count && connection.queuedMessages < highWater {
+            if connection.send(text: r.pending[r.next]) == .dropped {
+                plane.slowSubscribersDropped.add(1, ordering: .relaxed)
+                closeWithError(PusherError.overCapacity, "Subscriber too slow: reconnect later")
+                return
+            }
+            plane.messagesOut.add(1, ordering: .relaxed)
+            r.next += 1
+        }
+        if r.next == r.pending.count {
+            replaying[channel] = nil
+            return
+        }
+        replaying[channel] = r
+        loop.scheduleTimer(at: EventLoop.monotonicNanos() + 5_000_000) { [weak self] in self?.pumpReplay(channel) }
     }
 
     func unsubscribe(_ channel: String) {
         guard channels.removeValue(forKey: channel) != nil else { return }
+        replaying[channel] = nil
         plane.subscriptions.subtract(1, ordering: .relaxed)
         if let gone = plane.hub.unsubscribe(app: app.appID, channel: channel, socketID: socketID) {
             let removed = "{\"user_id\":\(JSONString.quote(gone))}"

@@ -86,6 +86,7 @@ public final class Application: Sendable {
         b.maxLeadMillis = c.media.maxLeadMillis
         b.markIntervalMillis = c.media.markIntervalMillis
         b.agentStartTimeoutMillis = c.media.agentStartTimeoutMillis
+        b.preAgentBufferMillis = c.media.preAgentBufferMillis
         if let prompt = c.media.fallbackPrompt { b.fallbackPrompt = prompt }
         b.twilioAPIURL = c.providers.twilio
         b.elevenLabsAPIURL = c.providers.elevenLabs

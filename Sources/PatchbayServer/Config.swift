@@ -62,6 +62,8 @@ public struct MediaSettings: Sendable, Equatable {
     public var markIntervalMillis = 100
     /// Time for the agent leg to connect and describe its formats (`PATCHBAY_AGENT_START_TIMEOUT_MS`, default 5000).
     public var agentStartTimeoutMillis = 5000
+    /// Caller audio held while the agent leg starts (`PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS`, default 1000); older is dropped.
+    public var preAgentBufferMillis = 1000
     /// WAV file played when the agent cannot be reached (`PATCHBAY_FALLBACK_PROMPT`); nil: the embedded Spanish one.
     public var fallbackPromptPath: String?
     /// That prompt as mu-law 8 kHz, read and converted at start-up (nil: the embedded one).

@@ -125,10 +125,11 @@ extension ConfigLoader {
         }
         var media = MediaSettings()
         if let m = try root.object("media") {
-            try m.allowOnly(["max_lead_ms", "mark_interval_ms", "agent_start_timeout_ms", "fallback_prompt"])
+            try m.allowOnly(["max_lead_ms", "mark_interval_ms", "agent_start_timeout_ms", "pre_agent_buffer_ms", "fallback_prompt"])
             if let v = try m.int("max_lead_ms", in: 20...1000) { media.maxLeadMillis = v }
             if let v = try m.int("mark_interval_ms", in: 20...2000) { media.markIntervalMillis = v }
             if let v = try m.int("agent_start_timeout_ms", in: 100...60000) { media.agentStartTimeoutMillis = v }
+            if let v = try m.int("pre_agent_buffer_ms", in: 20...60000) { media.preAgentBufferMillis = v }
             media.fallbackPromptPath = try m.string("fallback_prompt")
         }
         var tenants: [Tenant] = []

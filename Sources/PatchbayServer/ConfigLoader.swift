@@ -29,6 +29,7 @@ public enum ConfigLoader {
         ("PATCHBAY_MEDIA_MAX_LEAD_MS", "most agent audio queued at Twilio ahead of real time, ms (default 80)"),
         ("PATCHBAY_MEDIA_MARK_INTERVAL_MS", "a Twilio mark every this many ms of agent audio (default 100)"),
         ("PATCHBAY_AGENT_START_TIMEOUT_MS", "time for the agent leg to connect and send its formats, ms (default 5000)"),
+        ("PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS", "caller audio held while the agent leg starts, ms (default 1000); older audio is dropped"),
         ("PATCHBAY_FALLBACK_PROMPT", "WAV file played when the agent cannot be reached (default: embedded Spanish prompt)"),
         ("PATCHBAY_EVENT_RETENTION_HOURS", "hours the event log keeps events for replay (default 72)"),
         ("PATCHBAY_WEBHOOK_RETRY_SECONDS", "delays before each webhook retry, comma-separated seconds (default 5,30,120,600,3600,21600)"),
@@ -111,6 +112,9 @@ public enum ConfigLoader {
         }
         if let v = env["PATCHBAY_AGENT_START_TIMEOUT_MS"] {
             config.media.agentStartTimeoutMillis = try integer(v, key: "PATCHBAY_AGENT_START_TIMEOUT_MS", in: 100...60000)
+        }
+        if let v = env["PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS"] {
+            config.media.preAgentBufferMillis = try integer(v, key: "PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS", in: 20...60000)
         }
         if let v = env["PATCHBAY_FALLBACK_PROMPT"] { config.media.fallbackPromptPath = v }
         if let v = env["PATCHBAY_WEBHOOK_RETRY_SECONDS"] {

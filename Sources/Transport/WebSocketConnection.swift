@@ -49,6 +49,20 @@ public final class WebSocketConnection {
     /// Messages waiting for the socket to drain.
     public var queuedMessages: Int { queue.count - queueHead }
 
+    /// Messages that may wait before sends are dropped (the server's `outboundQueueLimit`).
+    public var queueLimit: Int { loop.configuration.outboundQueueLimit }
+
+    /// Caps the kernel's send buffer for this socket (SO_SNDBUF; the kernel doubles it for its bookkeeping). Linux
+    /// otherwise grows it up to `tcp_wmem`'s maximum (4 MiB by default) for a peer that stops reading, so a slow
+    /// reader would hide minutes of backlog in the kernel before the bounded queue could notice. Call once open.
+    public func limitSendBuffer(bytes: Int) {
+        guard let wsi else { return }
+        let fd = lws_get_socket_fd(wsi)
+        guard fd >= 0 else { return }
+        var size = Int32(clamping: bytes)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     // MARK: - Sending
 
     /// Sends a text message (UTF-8).

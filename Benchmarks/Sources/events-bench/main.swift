@@ -13,6 +13,7 @@ import WireFormats
 
 var args = CommandLine.arguments.dropFirst()
 var host = "127.0.0.1:8080", pid: Int32 = 0, subscribers = 500, rate = 100, seconds = 10, mode = "fanout", publishers = 32
+var slow = 0, batch = 1, lifetime = 5
 while let a = args.popFirst() {
     let v = args.popFirst() ?? ""
     switch a {
@@ -23,6 +24,9 @@ while let a = args.popFirst() {
     case "--seconds": seconds = Int(v) ?? seconds
     case "--mode": mode = v
     case "--publishers": publishers = Int(v) ?? publishers
+    case "--slow": slow = Int(v) ?? slow
+    case "--batch": batch = Int(v) ?? batch
+    case "--lifetime": lifetime = Int(v) ?? lifetime
     default: fatalError("unknown option \(a)")
     }
 }
@@ -54,6 +58,10 @@ settings.loops = 1
 settings.maxWebSocketMessageBytes = 1 << 20
 let clients = Server(configuration: settings, router: Router(), logger: logger)
 try clients.start()
+if mode == "churn" {
+    try await churn(host: host, pid: pid, loop: clients.loops[0], connectsPerSecond: rate, seconds: seconds, lifetime: lifetime)
+    exit(0)
+}
 let rssBefore = rssKiB(pid)
 let subs = (0..<subscribers).map { _ in Subscriber() }
 let loop = clients.loops[0]
@@ -80,9 +88,27 @@ func publish(_ data: String, channel: String = "bench") async throws -> Int {
     return try await http.execute(HTTPClientRequest(method: "POST", url: "http://\(host)/apps/4242/events?\(query)&auth_signature=\(sig)",
                                                     headers: [("Content-Type", "application/json")], body: body)).status
 }
+/// `batch_events` with `count` events on one channel, signed like the pusher libraries.
+func publishBatch(_ count: Int, channel: String) async throws -> Int {
+    let events = (0..<count).map { "{\"name\":\"tick\",\"channel\":\(JSONString.quote(channel)),\"data\":\"b\($0)\"}" }
+    let body = Array("{\"batch\":[\(events.joined(separator: ","))]}".utf8)
+    let md5 = Signing.hex(Signing.digest(.md5, body))
+    let query = "auth_key=pbkey123&auth_timestamp=\(Int(Date().timeIntervalSince1970))&auth_version=1.0&body_md5=\(md5)"
+    let sig = Signing.hex(Signing.hmac(.sha256, key: "pbsecret456", message: "POST\n/apps/4242/batch_events\n\(query)"))
+    return try await http.execute(HTTPClientRequest(method: "POST", url: "http://\(host)/apps/4242/batch_events?\(query)&auth_signature=\(sig)",
+                                                    headers: [("Content-Type", "application/json")], body: body)).status
+}
 if mode == "publish" || mode == "replay" {
     try await otherModes()
     exit(0)
+}
+// Slow subscribers (`--slow N`): raw sockets with a 4 KiB receive buffer that read at 1 % of the channel's byte rate.
+let slowReaders = try (0..<slow).map { _ in try SlowReader(host: host, channel: "bench") }
+let slowDropped = SlowWatch(host: host, http: http)
+if slow > 0 {
+    try await Task.sleep(for: .milliseconds(200))
+    for r in slowReaders { r.start(bytesPerSecond: max(1, rate * 90 / 100)) } // ~90-byte ticks: 1 % of rate * 90 B/s
+    slowDropped.start()
 }
 let cpu0 = cpuTicks(pid), t0 = monotonicNanos()
 var publishLatency: [Double] = []
@@ -109,6 +135,11 @@ print(String(format: "subscribers %d (%d subscribed), %d events/s for %d s; deli
 print(String(format: "publish-to-receipt ms p50 %.3f p99 %.3f p99.9 %.3f; signed durable publish (HTTP round trip) ms p50 %.3f p99 %.3f; failures %d",
              percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999), percentile(publishLatency, 0.5), percentile(publishLatency, 0.99), failures))
 print(String(format: "patchbay idle: %.1f KiB per connection, %.2f %% CPU; under load %.1f %% CPU", (rssIdle - rssBefore) / Double(max(1, ready)), idleCPU, cpu))
+if slow > 0 {
+    let cut = slowDropped.firstDropNanos.load(ordering: .relaxed)
+    print(String(format: "slow subscribers: %d, reading %d B/s each; cut off (4100) %@ after publishing began; %d of them dropped",
+                 slow, max(1, rate * 90 / 100), cut == 0 ? "not" : String(format: "%.2f s", Double(cut - t0) / 1e9), slowDropped.dropped.load(ordering: .relaxed)))
+}
 http.shutdown()
 await clients.shutdown(timeout: .seconds(2))
 
@@ -116,7 +147,7 @@ await clients.shutdown(timeout: .seconds(2))
 /// `--mode replay`: 1,000 events published, then a new subscriber asks for all of them (`patchbay_after: 0`).
 @MainActor
 func otherModes() async throws {
-    let seconds = seconds, pid = pid, publishers = publishers, host = host, loop = loop
+    let seconds = seconds, pid = pid, publishers = publishers, host = host, loop = loop, batch = batch
     if mode == "publish" {
         final class Stats: Sendable {
             let latencies = Mutex<[Double]>([])
@@ -130,9 +161,10 @@ func otherModes() async throws {
                 group.addTask {
                     while monotonicNanos() < end {
                         let start = monotonicNanos()
-                        let status = (try? await publish("p\(p)", channel: "durable-\(p % 8)")) ?? 0
+                        let status = batch > 1 ? ((try? await publishBatch(batch, channel: "durable-\(p % 8)")) ?? 0)
+                                               : ((try? await publish("p\(p)", channel: "durable-\(p % 8)")) ?? 0)
                         stats.latencies.withLock { $0.append(Double(monotonicNanos() - start) / 1e6) }
-                        if status == 200 { stats.count.add(1, ordering: .relaxed) } else { stats.failed.add(1, ordering: .relaxed) }
+                        if status == 200 { stats.count.add(batch, ordering: .relaxed) } else { stats.failed.add(1, ordering: .relaxed) }
                     }
                 }
             }
@@ -140,8 +172,8 @@ func otherModes() async throws {
         let elapsed = Double(monotonicNanos() - t0) / 1e9
         let cpu = (cpuTicks(pid) - cpu0) / Double(sysconf(Int32(_SC_CLK_TCK))) / elapsed * 100
         let sorted = stats.latencies.withLock { $0 }.sorted()
-        print(String(format: "durable signed publishes: %d publishers, %.0f/s, latency ms p50 %.2f p99 %.2f p99.9 %.2f, failures %d, patchbay CPU %.1f %%",
-                     publishers, Double(stats.count.load(ordering: .relaxed)) / elapsed, percentile(sorted, 0.5), percentile(sorted, 0.99),
+        print(String(format: "durable signed publishes (%d per request): %d publishers, %.0f events/s, request latency ms p50 %.2f p99 %.2f p99.9 %.2f, failures %d, patchbay CPU %.1f %%",
+                     batch, publishers, Double(stats.count.load(ordering: .relaxed)) / elapsed, percentile(sorted, 0.5), percentile(sorted, 0.99),
                      percentile(sorted, 0.999), stats.failed.load(ordering: .relaxed), cpu))
         return
     }
