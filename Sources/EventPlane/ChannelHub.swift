@@ -39,10 +39,14 @@ final class ChannelHub: Sendable {
         name.hasPrefix("cache-") || name.hasPrefix("private-cache-") || name.hasPrefix("private-encrypted-cache-") || name.hasPrefix("presence-cache-")
     }
 
+    /// Presence members per channel (Pusher's limit): one more is refused with `subscription_error` 4100.
+    static let maxPresenceMembers = 100
+
     /// Adds a subscriber (idempotent). Returns the presence members after joining, whether this socket made its user
-    /// a new member (so `member_added` goes to the others), and a cache channel's remembered event.
+    /// a new member (so `member_added` goes to the others), and a cache channel's remembered event; nil when the
+    /// presence channel is full.
     func subscribe(app: String, channel: String, _ s: Subscriber, memberInfo: String?, now: Double = 0)
-        -> (members: [(String, String)], newMember: Bool, cached: String?) {
+        -> (members: [(String, String)], newMember: Bool, cached: String?)? {
         state.withLock { st in
             let k = Self.key(app, channel)
             var c = st.channels[k] ?? Channel()
@@ -52,6 +56,7 @@ final class ChannelHub: Sendable {
                     m.sockets += 1
                     c.members[user] = m
                 } else {
+                    guard c.members.count < Self.maxPresenceMembers || !channel.hasPrefix("presence-") else { return nil }
                     c.members[user] = (memberInfo ?? "null", 1)
                     newMember = true
                 }

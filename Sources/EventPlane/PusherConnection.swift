@@ -198,8 +198,8 @@ final class PusherConnection: WebSocketHandler {
         }
     }
 
-    func subscriptionError(_ channel: String, _ message: String, status: Int) {
-        connection?.send(text: "{\"event\":\"pusher:subscription_error\",\"channel\":\(JSONString.quote(channel)),\"data\":{\"type\":\"AuthError\",\"error\":\(JSONString.quote(message)),\"status\":\(status)}}")
+    func subscriptionError(_ channel: String, _ message: String, status: Int, type: String = "AuthError") {
+        connection?.send(text: "{\"event\":\"pusher:subscription_error\",\"channel\":\(JSONString.quote(channel)),\"data\":{\"type\":\(JSONString.quote(type)),\"error\":\(JSONString.quote(message)),\"status\":\(status)}}")
     }
 
     func subscribe(_ data: [String: Any]) {
@@ -233,10 +233,14 @@ final class PusherConnection: WebSocketHandler {
                 userInfo = String(decoding: json, as: UTF8.self)
             }
         }
+        let subscriber = Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: userID)
+        guard let (members, newMember, cached) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo,
+                                                                     now: plane.now()) else {
+            subscriptionError(channel, "The presence channel has \(ChannelHub.maxPresenceMembers) members already", status: 4100, type: "LimitReached")
+            return
+        }
         if channels[channel] == nil { plane.subscriptions.add(1, ordering: .relaxed) }
         channels[channel] = userID
-        let subscriber = Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: userID)
-        let (members, newMember, cached) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo, now: plane.now())
         if isPresence {
             let ids = members.map { JSONString.quote($0.0) }.joined(separator: ",")
             let hash = members.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",")

@@ -90,4 +90,41 @@ struct PusherExtrasTests {
         #expect(foreign.status == 401)
         await other.shutdown()
     }
+
+    @Test("a presence channel takes 100 members; the 101st user is refused with LimitReached 4100, a member's second socket is not", .timeLimit(.minutes(1)))
+    func presenceLimit() async throws {
+        let rig = try PlaneRig(now: Date().timeIntervalSince1970)
+        let script = """
+        import asyncio, hashlib, hmac, json, sys, websockets
+        async def join(user):
+            ws = await websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7")
+            sid = json.loads(json.loads(await ws.recv())["data"])["socket_id"]
+            ch, data = "presence-full", json.dumps({"user_id": user})
+            auth = "pbkey123:" + hmac.new(b"pbsecret456", f"{sid}:{ch}:{data}".encode(), hashlib.sha256).hexdigest()
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": ch, "auth": auth, "channel_data": data}}))
+            while True:
+                m = json.loads(await ws.recv())
+                if m["event"] in ("pusher_internal:subscription_succeeded", "pusher:subscription_error"):
+                    return ws, m
+        async def main():
+            held = []
+            for i in range(100):
+                ws, m = await join(f"u{i}")
+                assert m["event"] == "pusher_internal:subscription_succeeded", m
+                held.append(ws)
+            _, extra = await join("u100")
+            _, again = await join("u7")
+            print(json.dumps({"extra": extra, "again": again["event"]}))
+        asyncio.run(main())
+        """
+        let result = try await runPython(script, [String(rig.server.port)], timeoutSeconds: 40)
+        await rig.shutdown()
+        try #require(result.status == 0, "\(result.stderr)")
+        let out = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        let extra = out["extra"] as? [String: Any]
+        #expect(extra?["event"] as? String == "pusher:subscription_error")
+        #expect((extra?["data"] as? [String: Any])?["type"] as? String == "LimitReached")
+        #expect((extra?["data"] as? [String: Any])?["status"] as? Int == 4100)
+        #expect(out["again"] as? String == "pusher_internal:subscription_succeeded")
+    }
 }

@@ -1,4 +1,4 @@
-// `--mode churn`: `rate` new connections a second, each subscribing to one of ten presence channels (signed like a
+// `--mode churn`: `rate` new connections a second, each subscribing to one of twenty presence channels (signed like a
 // dashboard's backend would) and closing after `lifetime` seconds, for `seconds`. Counts every failure (a refused
 // or failed subscription, a `pusher:error`, a close we did not ask for, a connection that never got established) and
 // samples Patchbay's memory and CPU every 30 s; at the end every presence channel must be empty again.
@@ -93,7 +93,9 @@ func churn(host: String, pid: Int32, loop: EventLoop, connectsPerSecond: Int, se
         if now < end {
             let due = Int(Double(now - t0) / 1e9 * Double(connectsPerSecond))
             while started < due {
-                let c = ChurnClient(channel: "presence-churn-\(started % 10)", user: "user-\(started % 500)", stats: stats)
+                // 20 channels; a user comes back every 4,000 connections (20 s at 200/s), long after its last socket
+                // left, so every connection is a member_added to the channel's ~50 others and later a member_removed.
+                let c = ChurnClient(channel: "presence-churn-\(started % 20)", user: "user-\(started % 4000)", stats: stats)
                 live.append((now + UInt64(lifetime) * 1_000_000_000, c))
                 loop.execute { _ = loop.connectWebSocket(url: url, handler: c) }
                 started += 1
