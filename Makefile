@@ -50,9 +50,13 @@ release: deps
 run: release
 	.build/release/patchbay serve
 
+# One test at a time: many tests run a whole gateway in the test process, whose async work (HTTP handlers, store
+# reads, agent legs) shares Swift's cooperative pool (one thread per core: two here) with every other test. Run in
+# parallel, a test that blocks a pool thread (a process, a Python peer) starved the gateways of the others and made
+# time-bound tests fail at random. `swift test` alone still runs them in parallel (faster, for local work).
 test: test-deps
 	swift build --build-tests
-	PATCHBAY_TEST_PYTHON=$(CURDIR)/$(PYTHON) swift test --skip-build
+	PATCHBAY_TEST_PYTHON=$(CURDIR)/$(PYTHON) swift test --skip-build --no-parallel
 
 bench: deps
 	$(call apt_install,wrk util-linux curl)

@@ -42,13 +42,23 @@ final class ChannelHub: Sendable {
     /// Presence members per channel (Pusher's limit): one more is refused with `subscription_error` 4100.
     static let maxPresenceMembers = 100
 
-    /// Adds a subscriber (idempotent). Returns the presence members after joining, whether this socket made its user
-    /// a new member (so `member_added` goes to the others), and a cache channel's remembered event; nil when the
-    /// presence channel is full.
-    func subscribe(app: String, channel: String, _ s: Subscriber, memberInfo: String?, now: Double = 0)
-        -> (members: [(String, String)], newMember: Bool, cached: String?)? {
+    /// What joining a channel changed.
+    struct Joined {
+        /// Presence members after joining: (user id, user_info JSON), sorted.
+        var members: [(String, String)]
+        /// This socket made its user a member (so `member_added` goes to the others).
+        var newMember: Bool
+        /// The channel had no subscriber before.
+        var occupied: Bool
+        /// A cache channel's remembered event.
+        var cached: String?
+    }
+
+    /// Adds a subscriber (idempotent); nil when the presence channel is full.
+    func subscribe(app: String, channel: String, _ s: Subscriber, memberInfo: String?, now: Double = 0) -> Joined? {
         state.withLock { st in
             let k = Self.key(app, channel)
+            let occupied = st.channels[k] == nil
             var c = st.channels[k] ?? Channel()
             var newMember = false
             if c.subscribers[s.socketID] == nil, let user = s.userID {
@@ -67,23 +77,25 @@ final class ChannelHub: Sendable {
             if let entry = st.cache[k] {
                 if now - entry.at <= Self.cacheSeconds { cached = entry.text } else { st.cache[k] = nil }
             }
-            return (c.members.map { ($0.key, $0.value.info) }.sorted { $0.0 < $1.0 }, newMember, cached)
+            return Joined(members: c.members.map { ($0.key, $0.value.info) }.sorted { $0.0 < $1.0 }, newMember: newMember,
+                          occupied: occupied, cached: cached)
         }
     }
 
-    /// Removes a subscriber. Returns the user id whose last socket left (for `member_removed`).
+    /// Removes a subscriber. Returns the user id whose last socket left (for `member_removed`) and whether the
+    /// channel is now empty.
     @discardableResult
-    func unsubscribe(app: String, channel: String, socketID: String) -> String? {
+    func unsubscribe(app: String, channel: String, socketID: String) -> (gone: String?, vacated: Bool) {
         state.withLock { st in
             let k = Self.key(app, channel)
-            guard var c = st.channels[k], let s = c.subscribers.removeValue(forKey: socketID) else { return nil }
+            guard var c = st.channels[k], let s = c.subscribers.removeValue(forKey: socketID) else { return (nil, false) }
             var gone: String?
             if let user = s.userID, var m = c.members[user] {
                 m.sockets -= 1
                 if m.sockets == 0 { c.members[user] = nil; gone = user } else { c.members[user] = m }
             }
             st.channels[k] = c.subscribers.isEmpty ? nil : c
-            return gone
+            return (gone, c.subscribers.isEmpty)
         }
     }
 

@@ -2,6 +2,7 @@
 // and the EventSink that publishes Patchbay's own events to their channels.
 import Events
 import Foundation
+import HTTPClient
 import Logging
 import Signing
 import Synchronization
@@ -88,14 +89,27 @@ public final class EventPlane: EventSink, Sendable {
     /// The tenant webhooks belong to when a request names none.
     let defaultTenant: String
 
-    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger, defaultTenant: String = "default",
+    /// Pusher-format server webhooks, when an app has a `webhookURL` and an HTTP client was given.
+    public let pusherWebhooks: PusherWebhooks?
+
+    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger, defaultTenant: String = "default", http: HTTPClient? = nil,
                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.apps = apps
         self.defaultTenant = defaultTenant
         self.apiKeys = apiKeys
         self.logger = logger
         self.now = now
+        if let http, apps.contains(where: { $0.webhookURL != nil }) {
+            let hooks = PusherWebhooks(apps: apps, http: http, logger: logger, now: now)
+            pusherWebhooks = hooks
+            Task.detached { await hooks.run() }
+        } else {
+            pusherWebhooks = nil
+        }
     }
+
+    /// Stops background work that would outlive the server (the Pusher webhook sender).
+    public func shutdown() { pusherWebhooks?.stop() }
 
     /// Adds the event plane's routes.
     public func install(on router: Router) {

@@ -16,8 +16,12 @@ public struct PusherAppConfig: Sendable {
     public var encryptionMasterKey: [UInt8]?
     /// Most connections the app may hold at once (0: no limit); past it `pusher:error` 4004 and close 4004.
     public var maxConnections: Int
+    /// Where Pusher-format server webhooks go (channel_occupied, member_added …); nil: none.
+    public var webhookURL: String?
 
-    public init(tenant: String, appID: String, key: String, secret: String, encryptionMasterKey: [UInt8]? = nil, maxConnections: Int = 0) {
+    public init(tenant: String, appID: String, key: String, secret: String, encryptionMasterKey: [UInt8]? = nil, maxConnections: Int = 0,
+                webhookURL: String? = nil) {
+        self.webhookURL = webhookURL
         self.tenant = tenant
         self.appID = appID
         self.key = key
@@ -234,19 +238,21 @@ final class PusherConnection: WebSocketHandler {
             }
         }
         let subscriber = Subscriber(socketID: socketID, loop: loop, connection: LoopBound(self), userID: userID)
-        guard let (members, newMember, cached) = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo,
-                                                                     now: plane.now()) else {
+        guard let joined = plane.hub.subscribe(app: app.appID, channel: channel, subscriber, memberInfo: userInfo, now: plane.now()) else {
             subscriptionError(channel, "The presence channel has \(ChannelHub.maxPresenceMembers) members already", status: 4100, type: "LimitReached")
             return
         }
         if channels[channel] == nil { plane.subscriptions.add(1, ordering: .relaxed) }
         channels[channel] = userID
+        let members = joined.members
+        if joined.occupied { plane.pusherWebhooks?.channelOccupied(app: app.appID, channel: channel) }
+        if joined.newMember, let userID { plane.pusherWebhooks?.memberAdded(app: app.appID, channel: channel, user: userID) }
         if isPresence {
             let ids = members.map { JSONString.quote($0.0) }.joined(separator: ",")
             let hash = members.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",")
             let presence = "{\"presence\":{\"ids\":[\(ids)],\"hash\":{\(hash)},\"count\":\(members.count)}}"
             connection?.send(text: "{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(presence))}")
-            if newMember, let userID {
+            if joined.newMember, let userID {
                 let added = "{\"user_id\":\(JSONString.quote(userID)),\"user_info\":\(userInfo ?? "null")}"
                 plane.hub.publish(app: app.appID, channel: channel,
                                   text: "{\"event\":\"pusher_internal:member_added\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(added))}",
@@ -257,7 +263,8 @@ final class PusherConnection: WebSocketHandler {
         }
         // Cache channels (§5): the last event published on the channel, or word that there is none.
         if ChannelHub.isCacheChannel(channel) {
-            connection?.send(text: cached ?? "{\"event\":\"pusher:cache_miss\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
+            if joined.cached == nil { plane.pusherWebhooks?.cacheMiss(app: app.appID, channel: channel) }
+            connection?.send(text: joined.cached ?? "{\"event\":\"pusher:cache_miss\",\"channel\":\(JSONString.quote(channel)),\"data\":\"{}\"}")
         }
         // Patchbay's extension: `patchbay_after` asks for the events missed since that sequence number.
         if let after = (data["patchbay_after"] as? NSNumber)?.int64Value ?? (data["patchbay_after"] as? String).flatMap({ Int64($0) }) {
@@ -329,11 +336,14 @@ final class PusherConnection: WebSocketHandler {
         guard channels.removeValue(forKey: channel) != nil else { return }
         replaying[channel] = nil
         plane.subscriptions.subtract(1, ordering: .relaxed)
-        if let gone = plane.hub.unsubscribe(app: app.appID, channel: channel, socketID: socketID) {
+        let (gone, vacated) = plane.hub.unsubscribe(app: app.appID, channel: channel, socketID: socketID)
+        if let gone {
+            plane.pusherWebhooks?.memberRemoved(app: app.appID, channel: channel, user: gone)
             let removed = "{\"user_id\":\(JSONString.quote(gone))}"
             plane.hub.publish(app: app.appID, channel: channel,
                               text: "{\"event\":\"pusher_internal:member_removed\",\"channel\":\(JSONString.quote(channel)),\"data\":\(JSONString.quote(removed))}")
         }
+        if vacated { plane.pusherWebhooks?.channelVacated(app: app.appID, channel: channel) }
     }
 
     // MARK: - User authentication (§6)
@@ -400,6 +410,9 @@ final class PusherConnection: WebSocketHandler {
         if let user = channels[channel] ?? nil, channel.hasPrefix("presence-") { text += ",\"user_id\":\(JSONString.quote(user))" }
         text += "}"
         plane.hub.publish(app: app.appID, channel: channel, text: text, excluding: socketID) // never echoed (§8)
+        plane.pusherWebhooks?.clientEvent(app: app.appID, channel: channel, event: event,
+                                          data: (object["data"] as? String) ?? dataJSON, socketID: socketID,
+                                          user: channel.hasPrefix("presence-") ? (channels[channel] ?? nil) : nil)
     }
 }
 

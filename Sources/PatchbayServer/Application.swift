@@ -68,8 +68,8 @@ public final class Application: Sendable {
         mediaBridge.install(on: router)
         eventPlane = EventPlane(apps: config.tenants.compactMap { t in
             t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret,
-                                           encryptionMasterKey: $0.encryptionMasterKey, maxConnections: $0.maxConnections) }
-        }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id)
+                                           encryptionMasterKey: $0.encryptionMasterKey, maxConnections: $0.maxConnections, webhookURL: $0.webhookURL) }
+        }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id, http: httpClient)
         eventPlane.install(on: router)
         events.subscribe(eventPlane)
         OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge, eventPlane: eventPlane,
@@ -133,6 +133,7 @@ public final class Application: Sendable {
         await server.shutdown(timeout: .milliseconds(Int64(config.server.shutdownTimeoutSeconds * 1000)))
         // Deliveries in flight finish and are recorded before the HTTP client and the store close (STYLE.md §10).
         await eventPlane.outbox?.drain(timeout: .milliseconds(Int64(min(config.server.shutdownTimeoutSeconds, 15) * 1000)))
+        eventPlane.shutdown()
         httpClient.shutdown()
         database?.close()
         lifecycle.set(.stopped)
@@ -216,6 +217,15 @@ enum OperationalRoutes {
                 ("patchbay_events_auth_failures_total", "Refused channel authorizations and HTTP API signatures.", Double(e.authFailures.load(ordering: .relaxed))),
                 ("patchbay_events_published_total", "Events published (HTTP API and Patchbay's own).", Double(e.eventsPublished.load(ordering: .relaxed))),
             ]
+            if let w = e.pusherWebhooks {
+                extra += [
+                    ("patchbay_pusher_webhook_events_delivered_total", "Pusher-format webhook events delivered (2xx).", Double(w.delivered.load(ordering: .relaxed))),
+                    ("patchbay_pusher_webhook_attempts_failed_total", "Pusher-format webhook POSTs that failed (retried for 5 minutes).",
+                     Double(w.failedAttempts.load(ordering: .relaxed))),
+                    ("patchbay_pusher_webhook_events_dropped_total", "Pusher-format webhook events given up after 5 minutes of retries.",
+                     Double(w.dropped.load(ordering: .relaxed))),
+                ]
+            }
             if let o = e.outbox {
                 extra += [
                     ("patchbay_webhook_deliveries_delivered_total", "Webhook deliveries answered 2xx.", Double(o.delivered.load(ordering: .relaxed))),

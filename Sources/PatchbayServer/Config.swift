@@ -160,6 +160,16 @@ public struct PusherApp: Sendable, Equatable {
     public var encryptionMasterKey: [UInt8]? = nil
     /// Most simultaneous connections (`PATCHBAY_PUSHER_MAX_CONNECTIONS`; 0: no limit).
     public var maxConnections: Int = 0
+    /// Pusher-format server webhooks go here (`PATCHBAY_PUSHER_WEBHOOK_URL`); nil: none.
+    public var webhookURL: String? = nil
+
+    /// A webhook URL: absolute http or https.
+    static func webhookURL(_ text: String, key: String) throws(ConfigError) -> String {
+        guard let u = URLComponents(string: text), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), !(u.host ?? "").isEmpty else {
+            throw ConfigError(key: key, "must be an absolute http(s) URL, got \"\(text)\"")
+        }
+        return text
+    }
 
     /// The master key from its base64 text: exactly 32 bytes.
     static func masterKey(_ text: String, key: String) throws(ConfigError) -> [UInt8] {

@@ -174,7 +174,7 @@ extension ConfigLoader {
         }
         t.openAIKey = try n.string("openai_api_key")
         if let o = try n.object("pusher") {
-            try o.allowOnly(["app_id", "key", "secret", "encryption_master_key_base64", "max_connections"])
+            try o.allowOnly(["app_id", "key", "secret", "encryption_master_key_base64", "max_connections", "webhook_url"])
             guard let appID = try o.string("app_id") else { throw ConfigError(key: o.child("app_id"), "is required") }
             guard let key = try o.string("key") else { throw ConfigError(key: o.child("key"), "is required") }
             guard let secret = try o.string("secret") else { throw ConfigError(key: o.child("secret"), "is required") }
@@ -183,6 +183,7 @@ extension ConfigLoader {
                 app.encryptionMasterKey = try PusherApp.masterKey(m, key: o.child("encryption_master_key_base64"))
             }
             app.maxConnections = try o.int("max_connections", in: 0...10_000_000) ?? 0
+            if let url = try o.string("webhook_url") { app.webhookURL = try PusherApp.webhookURL(url, key: o.child("webhook_url")) }
             t.pusher = app
         }
         return t

@@ -40,6 +40,7 @@ public enum ConfigLoader {
         ("PATCHBAY_PUSHER_APP_SECRET", "default tenant's Pusher app secret"),
         ("PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY", "default tenant's 32-byte base64 key for private-encrypted- channels (optional)"),
         ("PATCHBAY_PUSHER_MAX_CONNECTIONS", "most event-socket connections the default tenant's app may hold (default 0: no limit)"),
+        ("PATCHBAY_PUSHER_WEBHOOK_URL", "URL for Pusher-format server webhooks (channel_occupied, member_added...) of the default tenant's app (optional)"),
         ("TWILIO_ACCOUNT_SID", "default tenant's Twilio account SID"),
         ("TWILIO_AUTH_TOKEN", "default tenant's Twilio auth token (checks X-Twilio-Signature)"),
         ("ELEVENLABS_API_KEY", "default tenant's ElevenLabs API key"),
@@ -176,14 +177,16 @@ public enum ConfigLoader {
                 throw ConfigError(key: "PATCHBAY_PUSHER_APP_SECRET", "is required when PATCHBAY_PUSHER_APP_ID or _KEY is set")
             }
             t.pusher = PusherApp(appID: id, key: key, secret: secret, encryptionMasterKey: base?.encryptionMasterKey,
-                                 maxConnections: base?.maxConnections ?? 0)
+                                 maxConnections: base?.maxConnections ?? 0, webhookURL: base?.webhookURL)
         }
         let masterKey = env["PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY"], maxConnections = env["PATCHBAY_PUSHER_MAX_CONNECTIONS"]
-        if masterKey != nil || maxConnections != nil {
-            guard t.pusher != nil else {
-                throw ConfigError(key: masterKey != nil ? "PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY" : "PATCHBAY_PUSHER_MAX_CONNECTIONS",
-                                  "needs a Pusher app (PATCHBAY_PUSHER_APP_ID, _KEY, _SECRET)")
-            }
+        let webhookURL = env["PATCHBAY_PUSHER_WEBHOOK_URL"]
+        for (name, value) in [("PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY", masterKey), ("PATCHBAY_PUSHER_MAX_CONNECTIONS", maxConnections),
+                              ("PATCHBAY_PUSHER_WEBHOOK_URL", webhookURL)] where value != nil && t.pusher == nil {
+            throw ConfigError(key: name, "needs a Pusher app (PATCHBAY_PUSHER_APP_ID, _KEY, _SECRET)")
+        }
+        if t.pusher != nil {
+            if let webhookURL { t.pusher?.webhookURL = try PusherApp.webhookURL(webhookURL, key: "PATCHBAY_PUSHER_WEBHOOK_URL") }
             if let masterKey { t.pusher?.encryptionMasterKey = try PusherApp.masterKey(masterKey, key: "PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY") }
             if let maxConnections { t.pusher?.maxConnections = try integer(maxConnections, key: "PATCHBAY_PUSHER_MAX_CONNECTIONS", in: 0...10_000_000) }
         }

@@ -127,18 +127,13 @@ struct PusherAPITests {
         // Wait for "ready", then publish a burst of 3,000 events of ~8 KB (24 MB: far beyond what the kernel buffers
         // for the reader that stopped, and its 64-message queue) through the plane.
         let handle = pipe.fileHandleForReading
-        var buffer = Data()
-        while !String(decoding: buffer, as: UTF8.self).contains("ready\n") {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
-        }
+        var buffer = await readUntil(handle, "ready\n")
         let payload = String(repeating: "x", count: 8000)
         for i in 0..<total {
             // Published on private-tenant-acme (and the call's and conversation's channels, which nobody holds).
             rig.plane.publish(PatchbayEvent(type: "tick", tenant: "acme", occurredAtMillis: Int64(i), conversationID: "c", data: .object([("p", .string(payload))])))
         }
-        peer.waitUntilExit()
+        await waitForExit(peer)
         buffer.append(handle.readDataToEndOfFile())
         await rig.shutdown()
         let lines = String(decoding: buffer, as: UTF8.self).split(separator: "\n")

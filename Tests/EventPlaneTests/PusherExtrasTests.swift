@@ -128,3 +128,70 @@ struct PusherExtrasTests {
         #expect(out["again"] as? String == "pusher_internal:subscription_succeeded")
     }
 }
+
+@Suite("Pusher-format server webhooks")
+struct PusherServerWebhookTests {
+    @Test("occupied, member added and removed, client events, cache misses and vacated reach a receiver that validates them with the pusher library; a brief leave is not reported; a failing receiver gets them on retry",
+          .timeLimit(.minutes(1)))
+    func serverWebhooks() async throws {
+        let port = freeLoopbackPort()
+        let out = NSTemporaryDirectory() + "pusher-webhooks-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let receiver = try await startPythonServer("pusher_webhook_receiver.py", port: port, ["4242", "pbkey123", "pbsecret456", "1", out])
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        let (app, data) = try startGateway(extra: ["PATCHBAY_PUSHER_WEBHOOK_URL": "http://127.0.0.1:\(port)/pusher"])
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let script = """
+        import asyncio, hashlib, hmac, json, sys, websockets
+        def sign(s): return "pbkey123:" + hmac.new(b"pbsecret456", s.encode(), hashlib.sha256).hexdigest()
+        async def connect():
+            ws = await websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7")
+            return ws, json.loads(json.loads(await ws.recv())["data"])["socket_id"]
+        async def subscribe(ws, sid, ch, user=None):
+            d = {"channel": ch}
+            if user:
+                cd = json.dumps({"user_id": user}); d.update(auth=sign(f"{sid}:{ch}:{cd}"), channel_data=cd)
+            elif ch.startswith("private-"):
+                d["auth"] = sign(f"{sid}:{ch}")
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": d}))
+            while json.loads(await ws.recv())["event"] != "pusher_internal:subscription_succeeded": pass
+        async def main():
+            a, sa = await connect()
+            await subscribe(a, sa, "presence-room", "ana")
+            b, sb = await connect()
+            await subscribe(b, sb, "presence-room", "leo")
+            await b.send(json.dumps({"event": "client-typing", "channel": "presence-room", "data": {"who": "leo"}}))
+            await subscribe(a, sa, "cache-rates")
+            # Leo reloads the page: leaves and is back within 3 s, so no member_removed / member_added pair.
+            await b.close()
+            b, sb = await connect()
+            await subscribe(b, sb, "presence-room", "leo")
+            await asyncio.sleep(0.5)
+            await a.close(); await b.close()
+            print("done", flush=True)
+        asyncio.run(main())
+        """
+        let result = try await runPython(script, [String(app.port)], timeoutSeconds: 20)
+        try #require(result.status == 0, "\(result.stderr)")
+        // The removals wait 3 s, the first POST failed and is retried after 1 s.
+        _ = await eventually(seconds: 15) { lines(out).contains { ($0["events"] as? [[String: Any]])?.contains { $0["name"] as? String == "channel_vacated" && $0["channel"] as? String == "presence-room" } ?? false } }
+        await app.shutdown()
+        let posts = lines(out)
+        #expect(posts.first?["status"] as? Int == 500)
+        #expect(posts.allSatisfy { $0["valid"] as? Bool == true }, "\(posts)")
+        let delivered = posts.filter { $0["status"] as? Int == 200 }.flatMap { $0["events"] as? [[String: Any]] ?? [] }
+        func describe(_ e: [String: Any]) -> String {
+            [e["name"], e["channel"], e["user_id"], e["event"]].compactMap { $0 as? String }.joined(separator: " ")
+        }
+        let names = delivered.map(describe)
+        // In order up to the leaving; a's two channels then go in either order, leo's removal before the vacated room.
+        #expect(Array(names.prefix(6)) == ["channel_occupied presence-room", "member_added presence-room ana", "member_added presence-room leo",
+                                           "client_event presence-room leo client-typing", "channel_occupied cache-rates", "cache_miss cache-rates"],
+                "\(names)")
+        #expect(Set(names.dropFirst(6)) == ["member_removed presence-room ana", "channel_vacated cache-rates", "member_removed presence-room leo",
+                                            "channel_vacated presence-room"] && names.count == 10, "\(names)")
+        let client = delivered.first { $0["name"] as? String == "client_event" }
+        #expect(client?["data"] as? String == "{\"who\":\"leo\"}" && (client?["socket_id"] as? String)?.contains(".") == true)
+        #expect(names.firstIndex(of: "member_removed presence-room leo")! < names.firstIndex(of: "channel_vacated presence-room")!)
+    }
+}

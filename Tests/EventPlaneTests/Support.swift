@@ -29,9 +29,14 @@ func startGateway(data: String = NSTemporaryDirectory() + "patchbay-events-" + U
 /// Starts `Tests/python/webhook_receiver.py` (signatures checked with the standardwebhooks library) and waits until it
 /// listens. `delay`: seconds it holds each request before answering.
 func startReceiver(port: Int, secret: String, failFirst: Int, out: String, delay: Double = 0) async throws -> Process {
+    try await startPythonServer("webhook_receiver.py", port: port, [secret, String(failFirst), out, String(delay)])
+}
+
+/// Starts `Tests/python/<script> PORT arguments...` and waits until it listens on `port`.
+func startPythonServer(_ script: String, port: Int, _ arguments: [String]) async throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: testPython)
-    p.arguments = [repositoryRoot.appendingPathComponent("Tests/python/webhook_receiver.py").path, String(port), secret, String(failFirst), out, String(delay)]
+    p.arguments = [repositoryRoot.appendingPathComponent("Tests/python/" + script).path, String(port)] + arguments
     try p.run()
     _ = await eventually(seconds: 5) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -113,6 +113,27 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
     }
 }
 
+/// Waits for a process to end (up to `seconds`) without holding a pool thread; whether it ended.
+@discardableResult
+public func waitForExit(_ process: Process, seconds: Double = 30) async -> Bool {
+    await eventually(seconds: seconds) { !process.isRunning }
+}
+
+/// Reads `handle` on a Dispatch thread until `marker` has arrived or the pipe ends; what was read.
+public func readUntil(_ handle: FileHandle, _ marker: String) async -> Data {
+    await withCheckedContinuation { k in
+        DispatchQueue.global().async {
+            var buffer = Data()
+            while !String(decoding: buffer, as: UTF8.self).contains(marker) {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+            }
+            k.resume(returning: buffer)
+        }
+    }
+}
+
 /// Runs a Python snippet with the test interpreter, off the cooperative pool.
 public func runPython(_ script: String, _ arguments: [String] = [], timeoutSeconds: Double = 30) async throws -> RunResult {
     try await runProgram(testPython, ["-c", script] + arguments, timeoutSeconds: timeoutSeconds)
