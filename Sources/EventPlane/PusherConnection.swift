@@ -91,6 +91,9 @@ final class PusherConnection: WebSocketHandler {
     /// bursts and long round trips; past it the per-connection queue takes over, and past that the subscriber is cut.
     static let socketSendBufferBytes = 32 << 10
     static let maxClientEventBytes = 10_240
+    /// Largest message a client may send (a client event's 10 KB of data and its envelope); past it `pusher:error`
+    /// 4300 and close 1009.
+    static let maxMessageBytes = 16_384
 
     init(plane: EventPlane, app: PusherAppConfig, loop: EventLoop) {
         self.plane = plane
@@ -110,6 +113,7 @@ final class PusherConnection: WebSocketHandler {
         plane.connectionsOpen.add(1, ordering: .relaxed)
         // A subscriber's backlog lives in its bounded queue, not in megabytes of kernel buffer (see limitSendBuffer).
         connection.limitSendBuffer(bytes: Self.socketSendBufferBytes)
+        connection.maxMessageBytes = Self.maxMessageBytes
         // `data` is a JSON-encoded string (§1: pysher crashes on an object).
         let data = "{\"socket_id\":\"\(socketID)\",\"activity_timeout\":\(Self.activityTimeoutSeconds)}"
         connection.send(text: "{\"event\":\"pusher:connection_established\",\"data\":\(JSONString.quote(data))}")
@@ -142,6 +146,10 @@ final class PusherConnection: WebSocketHandler {
         }
     }
 
+    func webSocketMessageTooLarge(_ connection: WebSocketConnection) {
+        sendError(PusherError.invalidMessage, "Message too large (more than \(Self.maxMessageBytes) bytes)")
+    }
+
     func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String) {
         closed = true
         guard holdsSlot else { self.connection = nil; return }
@@ -158,14 +166,14 @@ final class PusherConnection: WebSocketHandler {
     /// events wait behind the replay.
     func deliver(_ text: String, channel: String? = nil, seq: Int64? = nil) {
         guard let connection, !closed else { return }
-        if let channel, let seq, var r = replaying[channel] {
-            if let last = r.lastSeq {
-                if seq > last { r.pending.append(text) }
+        if let channel, let seq, let lastSeq = replaying[channel].map({ $0.lastSeq }) {
+            // Mutated in place: a copy of the Replay would copy its arrays on every append.
+            if let last = lastSeq {
+                if seq > last { replaying[channel]!.pending.append(text) }
             } else {
-                r.held.append((seq, text))
+                replaying[channel]!.held.append((seq, text))
             }
-            replaying[channel] = r
-            if r.backlog > Self.maxReplayBacklog {
+            if replaying[channel]!.backlog > Self.maxReplayBacklog {
                 plane.slowSubscribersDropped.add(1, ordering: .relaxed)
                 closeWithError(PusherError.overCapacity, "Subscriber too slow: reconnect later")
             }

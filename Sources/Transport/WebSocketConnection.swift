@@ -170,6 +170,7 @@ public final class WebSocketConnection {
     }
 
     private func tooBig(_ wsi: OpaquePointer) -> Int32 {
+        handler?.webSocketMessageTooLarge(self)
         let reason = "message exceeds \(maxMessageBytes) bytes"
         localClose = (.messageTooBig, reason)
         var r = Array(reason.utf8)

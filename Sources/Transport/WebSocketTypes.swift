@@ -70,4 +70,11 @@ public protocol WebSocketHandler: AnyObject {
     /// The connection closed (or, for a client, failed to connect): the code the peer sent, or 1006 with no
     /// close frame, 1015 for a TLS failure. Called exactly once, last.
     func webSocket(_ connection: WebSocketConnection, didCloseWith code: WebSocketCloseCode, reason: String)
+    /// A message over `maxMessageBytes` is arriving: the connection closes with 1009 right after this returns, and
+    /// a last message sent here (a protocol's own error) goes out before the close. Optional.
+    func webSocketMessageTooLarge(_ connection: WebSocketConnection)
+}
+
+extension WebSocketHandler {
+    public func webSocketMessageTooLarge(_ connection: WebSocketConnection) {}
 }

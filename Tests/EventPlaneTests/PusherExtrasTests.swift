@@ -29,6 +29,7 @@ struct PusherExtrasTests {
         #expect(triple("bad_version") == ["pusher:error", "4006", "4006"])
         #expect(triple("unsupported") == ["pusher:error", "4007", "4007"])
         #expect(out["protocol_5"] as? String == "established" && out["protocol_6"] as? String == "established")
+        #expect((out["too_large"] as? [Int]) == [4300, 1009])
         // Sign-in, #server-to-user- events, terminate_connections of both of the user's sockets, a bad signature.
         #expect(out["signin"] as? Bool == true)
         #expect((out["to_user"] as? [Any])?.first as? String == "#server-to-user-agent-7")

@@ -59,6 +59,15 @@ async def main():
         out[f"protocol_{v}"] = "established"
         await ws.close()
 
+    # A message over the 16 KiB limit: pusher:error 4300, then close 1009.
+    ws, _ = await connect()
+    await ws.send(json.dumps({"event": "client-big", "channel": "private-x", "data": "z" * 20000}))
+    try:
+        err = await next_event(ws, "pusher:error")
+        await asyncio.wait_for(ws.recv(), 5)
+    except websockets.exceptions.ConnectionClosed as e:
+        out["too_large"] = [err["data"]["code"], e.rcvd.code if e.rcvd else None]
+
     # User sign-in: the pusher library's signature is accepted; events to #server-to-user-{id} reach the socket.
     ws, sid = await connect()
     signin = api.authenticate_user(sid, {"id": "agent-7", "user_info": {"name": "Ana"}})
