@@ -61,10 +61,28 @@ public final class EventLog: Sendable {
 
     static let insert = "INSERT INTO events (app, channel, seq, event, data, created_ms) VALUES (?, ?, ?, ?, ?, ?)"
 
+    /// One event on one channel, numbered, as stored.
+    struct Row: Sendable {
+        var app: String
+        var channel: String
+        var seq: Int64
+        var event: String
+        var data: String
+        var createdMillis: Int64
+    }
+
     /// Stores an event (returns once committed).
     func append(app: String, channel: String, seq: Int64, event: String, data: String, nowMillis: Int64) async throws {
+        try await append([Row(app: app, channel: channel, seq: seq, event: event, data: data, createdMillis: nowMillis)])
+    }
+
+    /// Stores rows together (all or none; returns once committed).
+    func append(_ rows: [Row]) async throws {
+        guard !rows.isEmpty else { return }
         try await database.write { c throws(StoreError) in
-            try c.query(Self.insert, [.text(app), .text(channel), .int(seq), .text(event), .text(data), .int(nowMillis)])
+            for r in rows {
+                try c.query(Self.insert, [.text(r.app), .text(r.channel), .int(r.seq), .text(r.event), .text(r.data), .int(r.createdMillis)])
+            }
         }
     }
 

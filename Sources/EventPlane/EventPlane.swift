@@ -59,16 +59,14 @@ public final class EventPlane: EventSink, Sendable {
         return s + "}"
     }
 
-    /// Numbers, stores and fans out one event on one channel. `durable`: wait for the commit (HTTP API: a 2xx
-    /// means stored); otherwise the row joins the next group commit.
-    func emit(app: PusherAppConfig, channel: String, event: String, data: String, excluding: String?, durable: Bool) async throws {
+    /// Numbers and fans out one event on one channel; returns the log row to store (nil without a log). The HTTP
+    /// API stores a request's rows in one transaction before answering (a 2xx means stored).
+    func emit(app: PusherAppConfig, channel: String, event: String, data: String, excluding: String?) -> EventLog.Row? {
         let log = eventLog
         let seq = log?.nextSequence(app: app.appID, channel: channel)
-        let nowMillis = Int64((now() * 1000).rounded())
-        if let log, let seq, !durable { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
         hub.publish(app: app.appID, channel: channel, text: Self.message(event: event, channel: channel, data: data, seq: seq),
                     excluding: excluding, seq: seq, cachedAt: now())
-        if let log, let seq, durable { try await log.append(app: app.appID, channel: channel, seq: seq, event: event, data: data, nowMillis: nowMillis) }
+        return seq.map { EventLog.Row(app: app.appID, channel: channel, seq: $0, event: event, data: data, createdMillis: Int64((now() * 1000).rounded())) }
     }
 
     /// Open connections per app id (for `maxConnections`).

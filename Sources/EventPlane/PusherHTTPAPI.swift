@@ -51,8 +51,17 @@ extension EventPlane {
         return o
     }
 
-    /// One event to its channels; returns the `info` attributes when asked.
-    func trigger(_ app: PusherAppConfig, _ o: [String: Any], channels: [String]) async throws -> [(String, String)] {
+    /// One validated event of a request.
+    struct Trigger {
+        var name: String
+        var data: String
+        var channels: [String]
+        var socketID: String?
+        var info: Set<String>
+    }
+
+    /// Checks one event of a request (400 / 413 as Pusher answers) without publishing anything.
+    static func validate(_ o: [String: Any], channels: [String]) throws -> Trigger {
         guard let name = o["name"] as? String, !name.isEmpty, name.utf8.count <= 200 else {
             throw HTTPError(400, code: "bad_request", message: "name is required (at most 200 characters)")
         }
@@ -67,22 +76,35 @@ extension EventPlane {
         else if let d = o["data"], let j = try? JSONSerialization.data(withJSONObject: d, options: [.fragmentsAllowed]) { data = String(decoding: j, as: UTF8.self) }
         else { throw HTTPError(400, code: "bad_request", message: "data is required") }
         guard data.utf8.count <= Self.maxDataBytes else { throw HTTPError(413, code: "payload_too_large", message: "data is over 10 KB") }
-        let socketID = o["socket_id"] as? String
-        for channel in channels {
-            do {
-                try await emit(app: app, channel: channel, event: name, data: data, excluding: socketID, durable: true)
-            } catch {
-                throw HTTPError(503, code: "store_unavailable", message: "the event could not be stored: \(error)", headers: ["retry-after": "1"])
+        let info = Set(((o["info"] as? String) ?? "").split(separator: ",").map(String.init))
+        return Trigger(name: name, data: data, channels: channels, socketID: o["socket_id"] as? String, info: info)
+    }
+
+    /// Publishes validated events in order, then stores all their rows in one transaction: the answer waits for the
+    /// commit (a 2xx means stored) and a batch costs one commit, not one per event and channel.
+    func publish(_ app: PusherAppConfig, _ triggers: [Trigger]) async throws {
+        var rows: [EventLog.Row] = []
+        for t in triggers {
+            for channel in t.channels {
+                if let row = emit(app: app, channel: channel, event: t.name, data: t.data, excluding: t.socketID) { rows.append(row) }
             }
+            eventsPublished.add(1, ordering: .relaxed)
         }
-        eventsPublished.add(1, ordering: .relaxed)
-        guard let info = o["info"] as? String, !info.isEmpty else { return [] }
-        let wanted = Set(info.split(separator: ",").map(String.init))
-        return channels.map { channel in
+        do {
+            try await eventLog?.append(rows)
+        } catch {
+            throw HTTPError(503, code: "store_unavailable", message: "the event could not be stored: \(error)", headers: ["retry-after": "1"])
+        }
+    }
+
+    /// The `info` attributes asked for one event: `{"user_count":…,"subscription_count":…}` per channel.
+    func info(_ app: PusherAppConfig, _ t: Trigger) -> [(String, String)] {
+        guard !t.info.isEmpty else { return [] }
+        return t.channels.map { channel in
             let stats = hub.occupied(app: app.appID, prefix: channel).first { $0.name == channel }
             var parts: [String] = []
-            if wanted.contains("user_count") && channel.hasPrefix("presence-") { parts.append("\"user_count\":\(stats?.users ?? 0)") }
-            if wanted.contains("subscription_count") { parts.append("\"subscription_count\":\(stats?.subscriptions ?? 0)") }
+            if t.info.contains("user_count") && channel.hasPrefix("presence-") { parts.append("\"user_count\":\(stats?.users ?? 0)") }
+            if t.info.contains("subscription_count") { parts.append("\"subscription_count\":\(stats?.subscriptions ?? 0)") }
             return (channel, "{" + parts.joined(separator: ",") + "}")
         }
     }
@@ -90,8 +112,9 @@ extension EventPlane {
     func triggerEvents(_ req: HTTPRequest) async throws -> HTTPResponse {
         let app = try verifiedApp(req)
         let o = try Self.json(req)
-        let channels = (o["channels"] as? [String]) ?? (o["channel"] as? String).map { [$0] } ?? []
-        let info = try await trigger(app, o, channels: channels)
+        let t = try Self.validate(o, channels: (o["channels"] as? [String]) ?? (o["channel"] as? String).map { [$0] } ?? [])
+        try await publish(app, [t])
+        let info = info(app, t)
         if info.isEmpty { return .json(200, "{}") }
         return .json(200, "{\"channels\":{" + info.map { "\(JSONString.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}}")
     }
@@ -101,17 +124,13 @@ extension EventPlane {
         guard let batch = try Self.json(req)["batch"] as? [[String: Any]] else { throw HTTPError.badRequest("batch must be a list of events") }
         guard batch.count <= Self.maxBatch else { throw HTTPError(400, code: "bad_request", message: "at most 10 events per batch") }
         // Validate all before publishing any, so a bad batch publishes nothing.
-        for o in batch {
-            guard o["name"] is String, o["channel"] is String, o["data"] != nil else { throw HTTPError.badRequest("each event needs name, channel and data") }
+        let triggers = try batch.map { o in
+            guard let channel = o["channel"] as? String else { throw HTTPError.badRequest("each event needs name, channel and data") }
+            return try Self.validate(o, channels: [channel])
         }
-        var results: [String] = []
-        var anyInfo = false
-        for o in batch {
-            let info = try await trigger(app, o, channels: [o["channel"] as! String])
-            anyInfo = anyInfo || !info.isEmpty
-            results.append(info.first?.1 ?? "{}")
-        }
-        return .json(200, anyInfo ? "{\"batch\":[" + results.joined(separator: ",") + "]}" : "{}")
+        try await publish(app, triggers)
+        let results = triggers.map { info(app, $0).first?.1 ?? "{}" }
+        return .json(200, triggers.contains { !$0.info.isEmpty } ? "{\"batch\":[" + results.joined(separator: ",") + "]}" : "{}")
     }
 
     func channelsInfo(_ req: HTTPRequest) throws -> HTTPResponse {

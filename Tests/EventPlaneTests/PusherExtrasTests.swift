@@ -162,6 +162,7 @@ struct PusherServerWebhookTests {
             b, sb = await connect()
             await subscribe(b, sb, "presence-room", "leo")
             await b.send(json.dumps({"event": "client-typing", "channel": "presence-room", "data": {"who": "leo"}}))
+            while json.loads(await a.recv())["event"] != "client-typing": pass  # handled before a's next request
             await subscribe(a, sa, "cache-rates")
             # Leo reloads the page: leaves and is back within 3 s, so no member_removed / member_added pair.
             await b.close()
