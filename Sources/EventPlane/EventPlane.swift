@@ -140,6 +140,8 @@ public final class EventPlane: EventSink, Sendable {
         router.on(.GET, "/apps/{app_id}/channels/{channel}") { [self] req in try channelInfo(req) }
         router.on(.GET, "/apps/{app_id}/channels/{channel}/users") { [self] req in try channelUsers(req) }
         router.on(.POST, "/apps/{app_id}/users/{user_id}/terminate_connections") { [self] req in try terminate(req) }
+        // pusher 3.3.4 (Python) posts terminate_user_connections without the /apps/{app_id} prefix: served too.
+        router.on(.POST, "/users/{user_id}/terminate_connections") { [self] req in try terminate(req) }
         router.on(.POST, "/pusher/auth") { [self] req in try authorize(req) }
         router.on(.POST, "/pusher/user-auth") { [self] req in try authorizeUser(req) }
         router.on(.POST, "/api/v1/auth-tokens") { [self] req in try issueToken(req) }

@@ -18,10 +18,17 @@ extension EventPlane {
     /// Pusher's request signature: auth_key, auth_timestamp within 600 s, auth_version 1.0, body_md5, and
     /// HMAC-SHA256 over METHOD\nPATH\nsorted params (as received, minus auth_signature). 401 on any failure.
     func verifiedApp(_ req: HTTPRequest) throws -> PusherAppConfig {
-        guard let app = apps.first(where: { $0.appID == req.pathParameters["app_id"] }) else {
-            throw HTTPError(404, code: "unknown_app", message: "no app with id \(req.pathParameters["app_id"] ?? "")")
-        }
         let params = req.queryItems()
+        // Without `{app_id}` in the path (the pusher Python library's terminate_user_connections), `auth_key` names it.
+        let app: PusherAppConfig
+        if let id = req.pathParameters["app_id"] {
+            guard let a = apps.first(where: { $0.appID == id }) else { throw HTTPError(404, code: "unknown_app", message: "no app with id \(id)") }
+            app = a
+        } else {
+            let key = params.first { $0.0 == "auth_key" }?.1 ?? ""
+            guard let a = apps.first(where: { $0.key == key }) else { throw HTTPError(404, code: "unknown_app", message: "no app with key \(key)") }
+            app = a
+        }
         func value(_ name: String) -> String? { params.first { $0.0 == name }?.1 }
         func refuse(_ why: String) -> HTTPError {
             authFailures.add(1, ordering: .relaxed)

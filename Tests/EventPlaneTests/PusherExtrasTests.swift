@@ -35,6 +35,7 @@ struct PusherExtrasTests {
         #expect((out["to_user"] as? [Any])?.first as? String == "#server-to-user-agent-7")
         #expect(((out["to_user"] as? [Any])?.last as? [String: String]) == ["text": "hola"])
         #expect((out["terminated"] as? [[Int]]) == [[4009, 4009], [4009, 4009]])
+        #expect((out["terminated_apps_path"] as? [Int]) == [4009, 4009])
         #expect((out["bad_signin"] as? [Int]) == [4009, 4009])
         // Cache channels: the last of two events, then cache_miss for an empty one.
         #expect((out["cache_hit"] as? [Any])?.first as? String == "price")

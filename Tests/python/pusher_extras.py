@@ -77,21 +77,27 @@ async def main():
     api.send_to_user("agent-7", "notice", {"text": "hola"})
     m = await next_event(ws, "notice")
     out["to_user"] = [m.get("channel"), json.loads(m["data"])]
-    # The same user's second socket, and terminate_connections (signed by hand: pusher 3.3.4 posts it without
-    # /apps/{id}, see pusher-channels.md §12) closes both.
+    # The same user's second socket; the library's terminate_user_connections (pusher 3.3.4 posts it without
+    # /apps/{id}, see pusher-channels.md §12; Patchbay serves that path too) closes both.
     ws2, sid2 = await connect()
     await ws2.send(json.dumps({"event": "pusher:signin", "data": api.authenticate_user(sid2, {"id": "agent-7"})}))
     await next_event(ws2, "pusher:signin_success")
-    client = api._pusher_client
-    client.http.send_request(Request(client, "POST", f"/apps/{app_id}/users/agent-7/terminate_connections", {}))
-    codes = []
-    for w in (ws, ws2):
+    api.terminate_user_connections("agent-7")
+
+    async def closed_with(w):
         try:
             err = await next_event(w, "pusher:error")
             await asyncio.wait_for(w.recv(), 5)
         except websockets.exceptions.ConnectionClosed as e:
-            codes.append([err["data"]["code"], e.rcvd.code if e.rcvd else None])
-    out["terminated"] = codes
+            return [err["data"]["code"], e.rcvd.code if e.rcvd else None]
+    out["terminated"] = [await closed_with(ws), await closed_with(ws2)]
+    # The documented path, /apps/{id}/users/{user}/terminate_connections, signed the library's way.
+    ws, sid = await connect()
+    await ws.send(json.dumps({"event": "pusher:signin", "data": api.authenticate_user(sid, {"id": "agent-8"})}))
+    await next_event(ws, "pusher:signin_success")
+    client = api._pusher_client
+    client.http.send_request(Request(client, "POST", f"/apps/{app_id}/users/agent-8/terminate_connections", {}))
+    out["terminated_apps_path"] = await closed_with(ws)
     # A bad sign-in signature: pusher:error 4009, close 4009.
     ws, sid = await connect()
     await ws.send(json.dumps({"event": "pusher:signin", "data": {"auth": key + ":" + "0" * 64, "user_data": "{\"id\":\"x\"}"}}))
