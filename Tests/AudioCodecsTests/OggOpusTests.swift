@@ -42,27 +42,27 @@ struct WAVTests {
 @Suite("Ogg/Opus interoperability with opus-tools", .serialized)
 struct OggOpusTests {
     @Test("Files we write pass opusinfo and decode with opusdec to the original length", arguments: ["es_16000", "en_8000", "es_24000"])
-    func ourFilesPlayElsewhere(_ name: String) throws {
+    func ourFilesPlayElsewhere(_ name: String) async throws {
         let audio = try Speech.wav(name)
         let ogg = try OggOpusWriter.encode(audio, bitrate: 24_000, comments: ["TITLE=\(name)"])
         let path = Speech.temporary(".ogg"), out = Speech.temporary(".wav")
         defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: out) }
         FileManager.default.createFile(atPath: path, contents: Data(ogg))
-        let info = try runProgram("/usr/bin/opusinfo", [path])
+        let info = try await runProgram("/usr/bin/opusinfo", [path])
         #expect(info.status == 0, "\(info.stdout)\(info.stderr)")
         #expect(!info.stdout.lowercased().contains("warning"), "\(info.stdout)")
-        let dec = try runProgram("/usr/bin/opusdec", ["--rate", String(audio.sampleRate), path, out])
+        let dec = try await runProgram("/usr/bin/opusdec", ["--rate", String(audio.sampleRate), path, out])
         #expect(dec.status == 0, "\(dec.stderr)")
         let decoded = try WAVAudio(parsing: [UInt8](try Data(contentsOf: URL(fileURLWithPath: out))))
         #expect(decoded.samples.count == audio.samples.count, "opusdec trims to the final granule: \(decoded.samples.count) vs \(audio.samples.count)")
     }
 
     @Test("Files opusenc writes are read back with the right length and headers", arguments: ["en_16000", "es_8000"])
-    func theirFilesReadHere(_ name: String) throws {
+    func theirFilesReadHere(_ name: String) async throws {
         let audio = try Speech.wav(name)
         let path = Speech.temporary(".opus")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let enc = try runProgram("/usr/bin/opusenc", ["--quiet", "--bitrate", "24", repositoryRoot.appendingPathComponent("fixtures/speech/\(name).wav").path, path])
+        let enc = try await runProgram("/usr/bin/opusenc", ["--quiet", "--bitrate", "24", repositoryRoot.appendingPathComponent("fixtures/speech/\(name).wav").path, path])
         try #require(enc.status == 0, "\(enc.stderr)")
         let (info, decoded) = try OggOpusReader.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), outputRate: 48000)
         #expect(info.inputSampleRate == audio.sampleRate)

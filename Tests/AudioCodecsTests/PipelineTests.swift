@@ -70,24 +70,24 @@ struct PipelineTests {
     }
 
     @Test("patchbay transcode: WAV to a voice note opusinfo accepts, back to WAV; bad input exits 1 with a message")
-    func commandLine() throws {
+    func commandLine() async throws {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/patchbay").path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the patchbay binary first")
         let ogg = Speech.temporary(".ogg"), wav = Speech.temporary(".wav"), bad = Speech.temporary(".ogg")
         defer { for p in [ogg, wav, bad] { try? FileManager.default.removeItem(atPath: p) } }
         let input = repositoryRoot.appendingPathComponent("fixtures/speech/es_16000.wav").path
-        let toOgg = try runProgram(binary, ["transcode", input, ogg, "--rate", "16000", "--bitrate", "20000"])
+        let toOgg = try await runProgram(binary, ["transcode", input, ogg, "--rate", "16000", "--bitrate", "20000"])
         #expect(toOgg.status == 0, "\(toOgg.stderr)")
-        #expect(try runProgram("/usr/bin/opusinfo", [ogg]).status == 0)
-        let toWav = try runProgram(binary, ["transcode", ogg, wav, "--rate", "16000"])
+        #expect(try await runProgram("/usr/bin/opusinfo", [ogg]).status == 0)
+        let toWav = try await runProgram(binary, ["transcode", ogg, wav, "--rate", "16000"])
         #expect(toWav.status == 0, "\(toWav.stderr)")
         let decoded = try WAVAudio(parsing: [UInt8](try Data(contentsOf: URL(fileURLWithPath: wav))))
         #expect(decoded.samples.count == (try Speech.wav("es_16000")).samples.count)
         FileManager.default.createFile(atPath: bad, contents: Data("not audio".utf8))
-        let refused = try runProgram(binary, ["transcode", bad, wav])
+        let refused = try await runProgram(binary, ["transcode", bad, wav])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("patchbay transcode:"))
-        let unknown = try runProgram(binary, ["transcode", input, Speech.temporary(".mp3")])
+        let unknown = try await runProgram(binary, ["transcode", input, Speech.temporary(".mp3")])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("unsupported output type"))
     }

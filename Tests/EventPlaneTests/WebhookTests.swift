@@ -73,7 +73,8 @@ struct WebhookTests {
         let out = data + ".jsonl"
         defer { try? FileManager.default.removeItem(atPath: data); try? FileManager.default.removeItem(atPath: out) }
         let secret = StandardWebhooks.newSecret()
-        let port = freeLoopbackPort()
+        // Held, not listening, while the first life runs: refused at once, and no parallel test's server can take it.
+        let (port, reserved) = reserveLoopbackPort()
         // First life: nobody listens; each first attempt fails (connection refused) and is rescheduled 0.5 s out.
         var app = try makeApp(data, retries: "0.5")
         let created = try await createWebhook(app, url: "http://127.0.0.1:\(port)/hooks", types: ["*"], secret: secret)
@@ -85,6 +86,7 @@ struct WebhookTests {
         #expect(failedOnce)
         // Second life on the same data directory, the receiver up: the outbox and the endpoint were kept, and both
         // events arrive, once each.
+        close(reserved)
         let receiver = try await startReceiver(port: port, secret: secret, failFirst: 0, out: out)
         defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
         app = try makeApp(data, retries: "0.1")

@@ -42,6 +42,12 @@ enum ServerSupport {
         return (r.status, r.stdout, r.stderr)
     }
 
+    /// The same, off the cooperative pool (for async tests).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeoutSeconds: Double = 30) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let r = try await runProgram(executable, arguments, environment: environment, timeoutSeconds: timeoutSeconds)
+        return (r.status, r.stdout, r.stderr)
+    }
+
     static func freePort() throws -> Int { freeLoopbackPort() }
 }
 
@@ -105,22 +111,22 @@ struct BinaryTests {
     static var binary: String { ServerSupport.repoRoot.appendingPathComponent(".build/debug/patchbay").path }
 
     @Test("A bad configuration value exits 2 naming the key; config check prints a redacted summary")
-    func configExitCodes() throws {
+    func configExitCodes() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the patchbay binary first (swift build)")
-        let bad = try ServerSupport.run(Self.binary, ["config", "check"], environment: ["PATCHBAY_PORT": "http"])
+        let bad = try await ServerSupport.run(Self.binary, ["config", "check"], environment: ["PATCHBAY_PORT": "http"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("PATCHBAY_PORT"))
-        let good = try ServerSupport.run(Self.binary, ["config", "check"], environment: ["TWILIO_AUTH_TOKEN": "s3cr3t-value"])
+        let good = try await ServerSupport.run(Self.binary, ["config", "check"], environment: ["TWILIO_AUTH_TOKEN": "s3cr3t-value"])
         #expect(good.status == 0)
         #expect(good.stdout.contains("configuration OK"))
         #expect(!good.stdout.contains("s3cr3t-value"))
-        let serveBad = try ServerSupport.run(Self.binary, ["serve"], environment: ["PATCHBAY_LOG_FORMAT": "yaml"])
+        let serveBad = try await ServerSupport.run(Self.binary, ["serve"], environment: ["PATCHBAY_LOG_FORMAT": "yaml"])
         #expect(serveBad.status == 2)
         #expect(serveBad.stderr.contains("PATCHBAY_LOG_FORMAT"))
     }
 
     @Test("SIGTERM: WebSockets get 1001, an in-flight request still gets its whole answer, the process exits 0")
-    func gracefulSigterm() throws {
+    func gracefulSigterm() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the patchbay binary first (swift build)")
         let port = try ServerSupport.freePort()
         let data = ServerSupport.temporaryDirectory()
@@ -168,9 +174,8 @@ struct BinaryTests {
                     print("ws", e.rcvd.code if e.rcvd else "no close frame")
         asyncio.run(main())
         """
-        let r = try ServerSupport.run(ServerSupport.python, ["-c", script, String(port), String(server.processIdentifier)])
-        let deadline = Date().addingTimeInterval(15)
-        while server.isRunning && Date() < deadline { usleep(10_000) }
+        let r = try await ServerSupport.run(ServerSupport.python, ["-c", script, String(port), String(server.processIdentifier)])
+        await waitForExit(server, seconds: 15)
         #expect(!server.isRunning)
         #expect(server.terminationStatus == 0)
         #expect(r.status == 0, "\(r.stderr)")

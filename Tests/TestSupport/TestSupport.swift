@@ -66,15 +66,22 @@ public func eventually(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
 
 /// A free TCP port on 127.0.0.1 (bound then released; fine for a test that starts a server on it at once).
 public func freeLoopbackPort() -> Int {
+    let (port, fd) = reserveLoopbackPort()
+    close(fd)
+    return port
+}
+
+/// A TCP port on 127.0.0.1 held by a bound socket that does not listen: connections to it are refused at once, and
+/// no other server (another test's gateway binding port 0) can take it. Close `fd` just before listening on it.
+public func reserveLoopbackPort() -> (port: Int, fd: Int32) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return (Int(UInt16(bigEndian: addr.sin_port)), fd)
 }
 
 /// A value behind a lock, for results gathered on other threads.

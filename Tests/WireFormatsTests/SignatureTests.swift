@@ -37,7 +37,7 @@ struct SignatureTests {
     }
 
     @Test("twilio-python's RequestValidator agrees on 200 generated requests (repeated names, unicode, symbols)")
-    func crossCheck() throws {
+    func crossCheck() async throws {
         var rng = SystemRandomNumberGenerator()
         let alphabet = Array("abcXYZ019 +/&=%ñé€-_.")
         var cases: [[String: Any]] = []
@@ -72,7 +72,7 @@ struct SignatureTests {
             out.append(RequestValidator(c["token"]).compute_signature(c["url"], params))
         print(json.dumps(out))
         """
-        let r = try runPython(script, [path])
+        let r = try await runPython(script, [path])
         try #require(r.status == 0, "\(r.stderr)")
         let theirs = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String] ?? []
         #expect(theirs.count == 200)
