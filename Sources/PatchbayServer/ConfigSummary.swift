@@ -21,7 +21,12 @@ extension PatchbayConfig {
             lines.append("  whatsapp: phone_number_id=\(plain(t.whatsApp.phoneNumberID)) access_token=\(secret(t.whatsApp.accessToken)) app_secret=\(secret(t.whatsApp.appSecret)) verify_token=\(secret(t.whatsApp.verifyToken))")
             lines.append("  manychat: api_key=\(secret(t.manyChat.apiKey)) webhook_secret=\(secret(t.manyChat.webhookSecret))")
             lines.append("  openai: api_key=\(secret(t.openAIKey))")
-            if let p = t.pusher { lines.append("  pusher: app_id=\(p.appID) key=\(p.key) secret=(set)") } else { lines.append("  pusher: (no app)") }
+            if let p = t.pusher {
+                lines.append("  pusher: app_id=\(p.appID) key=\(p.key) secret=(set) encryption_master_key=\(p.encryptionMasterKey == nil ? "(none)" : "(set)")"
+                             + " max_connections=\(p.maxConnections == 0 ? "unlimited" : String(p.maxConnections)) webhook_url=\(p.webhookURL ?? "(none)")")
+            } else {
+                lines.append("  pusher: (no app)")
+            }
         }
         return lines
     }

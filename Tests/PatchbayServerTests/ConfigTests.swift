@@ -29,6 +29,8 @@ struct ConfigTests {
             "PATCHBAY_PORT": "9090", "PATCHBAY_LOOPS": "3", "PATCHBAY_DATA_DIR": "/var/lib/patchbay",
             "PATCHBAY_PUBLIC_URL": "https://gw.example.com", "PATCHBAY_API_KEYS": "0123456789abcdef0123, fedcba9876543210fedc",
             "PATCHBAY_PUSHER_APP_ID": "42", "PATCHBAY_PUSHER_APP_KEY": "k", "PATCHBAY_PUSHER_APP_SECRET": "s",
+            "PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk=", "PATCHBAY_PUSHER_MAX_CONNECTIONS": "5000",
+            "PATCHBAY_PUSHER_WEBHOOK_URL": "https://hooks.example.com/pusher", "PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS": "2000",
             "TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "ELEVENLABS_AGENT_ID": "agent_1",
             "TWILIO_API_URL": "http://127.0.0.1:9999", "ELEVENLABS_API_URL": "ws://127.0.0.1:9998",
             "PATCHBAY_LOG_FORMAT": "JSON", "PATCHBAY_LOG_LEVEL": "debug",
@@ -38,7 +40,9 @@ struct ConfigTests {
         #expect(c.dataDirectory == "/var/lib/patchbay")
         #expect(c.publicURL == "https://gw.example.com")
         #expect(c.apiKeys == ["0123456789abcdef0123", "fedcba9876543210fedc"])
-        #expect(c.defaultTenant.pusher == PusherApp(appID: "42", key: "k", secret: "s"))
+        #expect(c.defaultTenant.pusher == PusherApp(appID: "42", key: "k", secret: "s", encryptionMasterKey: Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ456789".utf8),
+                                                   maxConnections: 5000, webhookURL: "https://hooks.example.com/pusher"))
+        #expect(c.media.preAgentBufferMillis == 2000)
         #expect(c.defaultTenant.twilio.accountSID == "AC123")
         #expect(c.defaultTenant.twilio.authToken == "tok")
         #expect(c.defaultTenant.elevenLabs.defaultAgentID == "agent_1")
@@ -66,6 +70,14 @@ struct ConfigTests {
         BadValue(env: ["WHATSAPP_API_URL": "ws://x"], key: "WHATSAPP_API_URL"),
         BadValue(env: ["PATCHBAY_SHUTDOWN_TIMEOUT": "soon"], key: "PATCHBAY_SHUTDOWN_TIMEOUT"),
         BadValue(env: ["PATCHBAY_PUSHER_APP_KEY": "k"], key: "PATCHBAY_PUSHER_APP_ID"),
+        BadValue(env: ["PATCHBAY_PUSHER_MAX_CONNECTIONS": "10"], key: "PATCHBAY_PUSHER_MAX_CONNECTIONS"),
+        BadValue(env: ["PATCHBAY_PUSHER_APP_ID": "1", "PATCHBAY_PUSHER_APP_KEY": "k", "PATCHBAY_PUSHER_APP_SECRET": "s",
+                       "PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY": "c2hvcnQ="], key: "PATCHBAY_PUSHER_ENCRYPTION_MASTER_KEY"),
+        BadValue(env: ["PATCHBAY_PUSHER_APP_ID": "1", "PATCHBAY_PUSHER_APP_KEY": "k", "PATCHBAY_PUSHER_APP_SECRET": "s",
+                       "PATCHBAY_PUSHER_WEBHOOK_URL": "hooks.example.com"], key: "PATCHBAY_PUSHER_WEBHOOK_URL"),
+        BadValue(env: ["PATCHBAY_PUSHER_APP_ID": "1", "PATCHBAY_PUSHER_APP_KEY": "k", "PATCHBAY_PUSHER_APP_SECRET": "s",
+                       "PATCHBAY_PUSHER_MAX_CONNECTIONS": "many"], key: "PATCHBAY_PUSHER_MAX_CONNECTIONS"),
+        BadValue(env: ["PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS": "0"], key: "PATCHBAY_MEDIA_PRE_AGENT_BUFFER_MS"),
         BadValue(env: ["PATCHBAY_API_KEYS": "short"], key: "PATCHBAY_API_KEYS"),
         BadValue(env: ["PATCHBAY_TLS_CERT": "/nonexistent.pem"], key: "PATCHBAY_TLS_KEY"),
         BadValue(env: ["PATCHBAY_TLS_CERT": "/nonexistent.pem", "PATCHBAY_TLS_KEY": "/nonexistent.key"], key: "PATCHBAY_TLS_CERT"),
@@ -90,7 +102,8 @@ struct ConfigTests {
              "twilio": {"account_sid": "AC1", "auth_token": "env:ACME_TWILIO_TOKEN"},
              "elevenlabs": {"agent_id": "agent_a", "agents": {"+34910000001": "agent_b"}},
              "pusher": {"app_id": "1", "key": "acme-key", "secret": "acme-secret"}},
-            {"id": "beta", "numbers": ["+15550000000"], "pusher": {"app_id": "2", "key": "beta-key", "secret": "x"}}
+            {"id": "beta", "numbers": ["+15550000000"], "pusher": {"app_id": "2", "key": "beta-key", "secret": "x", "max_connections": 300,
+             "webhook_url": "https://beta.example.com/pusher", "encryption_master_key_base64": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="}}
           ]
         }
         """)
@@ -108,6 +121,8 @@ struct ConfigTests {
         #expect(c.tenants[0].elevenLabs.agentsByNumber == ["+34910000001": "agent_b"])
         #expect(c.tenants[1].name == "beta")
         #expect(c.tenants[1].pusher?.key == "beta-key")
+        #expect(c.tenants[1].pusher?.maxConnections == 300 && c.tenants[1].pusher?.webhookURL == "https://beta.example.com/pusher")
+        #expect(c.tenants[1].pusher?.encryptionMasterKey?.count == 32)
     }
 
     struct BadFile: CustomTestStringConvertible, Sendable {
@@ -131,6 +146,10 @@ struct ConfigTests {
         BadFile(json: #"{"tenants": [{"id": "a", "twilio": {"auth_token": "env:NOT_SET_ANYWHERE"}}]}"#, key: "tenants[0].twilio.auth_token"),
         BadFile(json: #"{"tenants": [{"id": "a", "twilio": {"token": "x"}}]}"#, key: "tenants[0].twilio.token"),
         BadFile(json: #"{"tenants": [{"id": "a", "pusher": {"app_id": "1", "key": "k"}}]}"#, key: "tenants[0].pusher.secret"),
+        BadFile(json: #"{"tenants": [{"id": "a", "pusher": {"app_id": "1", "key": "k", "secret": "s", "encryption_master_key_base64": "eA=="}}]}"#,
+                key: "tenants[0].pusher.encryption_master_key_base64"),
+        BadFile(json: #"{"tenants": [{"id": "a", "pusher": {"app_id": "1", "key": "k", "secret": "s", "webhook_url": "nope"}}]}"#,
+                key: "tenants[0].pusher.webhook_url"),
         BadFile(json: #"{"tenants": [{"id": "a", "pusher": {"app_id": "1", "key": "k", "secret": "s"}}, {"id": "b", "pusher": {"app_id": "2", "key": "k", "secret": "s"}}]}"#, key: "tenants[1].pusher.key"),
         BadFile(json: #"{"tenants": [{"id": "a", "elevenlabs": {"agents": {"+34910000009": "x"}}}]}"#, key: "tenants[0].elevenlabs.agents"),
     ])
