@@ -198,3 +198,63 @@ struct PusherServerWebhookTests {
         #expect(names.firstIndex(of: "member_removed presence-room leo")! < names.firstIndex(of: "channel_vacated presence-room")!)
     }
 }
+
+@Suite("Pusher protocol: malformed client messages")
+struct PusherMalformedTests {
+    @Test("every malformed message gets a pusher:error or is ignored; the connection stays open and answers pings", .timeLimit(.minutes(1)))
+    func malformed() async throws {
+        let rig = try PlaneRig(now: Date().timeIntervalSince1970)
+        let script = #"""
+        import asyncio, json, sys, websockets
+        cases = [
+            b"\xff\xfe not utf-8".decode("latin-1"), "not json", "[]", "42", "null", '{"data": {}}', '{"event": 7}',
+            '{"event": "pusher:subscribe"}', '{"event": "pusher:subscribe", "data": 5}', '{"event": "pusher:subscribe", "data": {"channel": 5}}',
+            '{"event": "pusher:subscribe", "data": {"channel": "bad name!"}}', '{"event": "pusher:subscribe", "data": {"channel": "#server-to-user-x"}}',
+            '{"event": "pusher:subscribe", "data": {"channel": "' + "a" * 200 + '"}}',
+            '{"event": "pusher:subscribe", "data": {"channel": "private-x", "auth": 12}}',
+            '{"event": "pusher:subscribe", "data": {"channel": "presence-x", "auth": "k:0", "channel_data": "{"}}',
+            '{"event": "pusher:subscribe", "data": {"channel": "public-x", "patchbay_after": "soon"}}',
+            '{"event": "pusher:unsubscribe", "data": {"channel": "never-joined"}}', '{"event": "pusher:unsubscribe"}',
+            '{"event": "client-x"}', '{"event": "client-x", "channel": "public-x", "data": {}}', '{"event": "client-x", "channel": 3}',
+            '{"event": "pusher:unknown", "data": {}}', '{"event": "pusher:ping", "data": "not an object"}',
+            '{"event": "pusher:subscribe", "data": "{\\"channel\\": \\"public-y\\"}"}',
+        ]
+        async def main():
+            async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7") as ws:
+                await ws.recv()
+                results = []
+                for c in cases:
+                    await ws.send(c)
+                    await ws.send(json.dumps({"event": "pusher:ping", "data": {}}))
+                    seen, pongs = [], 2 if "pusher:ping" in c else 1  # a ping with string data (pysher's) is a ping
+                    while pongs:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                        if m["event"] == "pusher:pong":
+                            pongs -= 1
+                        else:
+                            seen.append(m["event"])
+                    results.append(seen)
+                await ws.send(b"\x00\x01binary")
+                await ws.send(json.dumps({"event": "pusher:ping", "data": {}}))
+                binary = [json.loads(await asyncio.wait_for(ws.recv(), 5))["event"] for _ in range(2)]
+                print(json.dumps({"results": results, "binary": binary}))
+        asyncio.run(main())
+        """#
+        let result = try await runPython(script, [String(rig.server.port)], timeoutSeconds: 30)
+        await rig.shutdown()
+        try #require(result.status == 0, "\(result.stderr)")
+        let out = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        let results = out["results"] as? [[String]] ?? []
+        #expect(results.count == 24)
+        let allowed: Set<String> = ["pusher:error", "pusher:subscription_error", "pusher_internal:subscription_succeeded"]
+        #expect(results.allSatisfy { $0.allSatisfy(allowed.contains) }, "\(results)")
+        // Refused outright: not JSON, not an object, no event, a bad or reserved channel name.
+        for i in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] { #expect(results[i].first == "pusher:error", "case \(i): \(results[i])") }
+        #expect(results[13] == ["pusher:subscription_error"] && results[14] == ["pusher:subscription_error"])
+        // A public subscribe with a nonsense patchbay_after still subscribes (the extension is ignored).
+        #expect(results[15] == ["pusher_internal:subscription_succeeded"])
+        #expect(results[19] == ["pusher:error"], "client events on a public channel are refused")
+        #expect(results[23] == ["pusher_internal:subscription_succeeded"], "data as a JSON string is accepted")
+        #expect((out["binary"] as? [String]) == ["pusher:error", "pusher:pong"])
+    }
+}
