@@ -84,15 +84,22 @@ public final class EventPlane: EventSink, Sendable {
 
     func releaseSlot(_ app: PusherAppConfig) { slots.withLock { $0[app.appID, default: 1] -= 1 } }
 
+    /// The event log's key for a tenant without a Pusher app (apps are logged under their app id).
+    static func logKey(tenant: String) -> String { "tenant/" + tenant }
+
     /// The tenant webhooks belong to when a request names none.
     let defaultTenant: String
 
     /// Pusher-format server webhooks, when an app has a `webhookURL` and an HTTP client was given.
     public let pusherWebhooks: PusherWebhooks?
 
-    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger, defaultTenant: String = "default", http: HTTPClient? = nil,
-                now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+    /// Every configured tenant (with or without a Pusher app).
+    let tenants: Set<String>
+
+    public init(apps: [PusherAppConfig], apiKeys: [String], logger: Logger, defaultTenant: String = "default", tenants: [String] = [],
+                http: HTTPClient? = nil, now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         self.apps = apps
+        self.tenants = Set(tenants + apps.map(\.tenant) + [defaultTenant])
         self.defaultTenant = defaultTenant
         self.apiKeys = apiKeys
         self.logger = logger
@@ -152,14 +159,18 @@ public final class EventPlane: EventSink, Sendable {
     public func publish(_ event: PatchbayEvent) {
         let data = event.json
         outbox?.enqueue(eventID: event.id, type: event.type, tenant: event.tenant, payload: data)
-        guard let app = apps.first(where: { $0.tenant == event.tenant }) else { return }
+        // Every event is logged (PRODUCT.md "Events"); a tenant without a Pusher app has its own log key and no sockets.
+        let app = apps.first(where: { $0.tenant == event.tenant })
+        let logKey = app?.appID ?? Self.logKey(tenant: event.tenant)
         let log = eventLog
         let nowMillis = Int64((now() * 1000).rounded())
         for channel in event.channels {
-            let seq = log?.nextSequence(app: app.appID, channel: channel)
-            if let log, let seq { log.enqueue(app: app.appID, channel: channel, seq: seq, event: event.type, data: data, nowMillis: nowMillis) }
-            hub.publish(app: app.appID, channel: channel, text: Self.message(event: event.type, channel: channel, data: data, seq: seq),
-                        seq: seq, cachedAt: now())
+            let seq = log?.nextSequence(app: logKey, channel: channel)
+            if let log, let seq { log.enqueue(app: logKey, channel: channel, seq: seq, event: event.type, data: data, nowMillis: nowMillis) }
+            if let app {
+                hub.publish(app: app.appID, channel: channel, text: Self.message(event: event.type, channel: channel, data: data, seq: seq),
+                            seq: seq, cachedAt: now())
+            }
         }
         eventsPublished.add(1, ordering: .relaxed)
     }

@@ -185,16 +185,23 @@ extension EventPlane {
         return .json(200, "{}")
     }
 
-    /// `GET /api/v1/events?app_id=&channel=&after=&limit=` (Bearer API key): the logged events of a channel after a
-    /// sequence number, and whether the log still reaches back that far.
+    /// `GET /api/v1/events?channel=&after=&limit=` and `app_id=` or `tenant=` (default: the first app) (Bearer API
+    /// key): the logged events of a channel after a sequence number, and whether the log still reaches back that far.
+    /// A tenant without a Pusher app has its events logged too, under its id.
     func loggedEvents(_ req: HTTPRequest) async throws -> HTTPResponse {
         try requireAPIKey(req)
         guard let log = eventLog else { throw HTTPError(503, code: "no_event_log", message: "the event log is not open") }
         guard let channel = req.queryValue("channel"), PusherConnection.isValidChannelName(channel) else {
             throw HTTPError.badRequest("channel is required")
         }
-        let appID = req.queryValue("app_id") ?? apps.first?.appID ?? ""
-        guard apps.contains(where: { $0.appID == appID }) else { throw HTTPError(404, code: "unknown_app", message: "no app with id \(appID)") }
+        let appID: String
+        if let tenant = req.queryValue("tenant") {
+            guard tenants.contains(tenant) else { throw HTTPError(404, code: "unknown_tenant", message: "no tenant \(tenant)") }
+            appID = apps.first { $0.tenant == tenant }?.appID ?? Self.logKey(tenant: tenant)
+        } else {
+            appID = req.queryValue("app_id") ?? apps.first?.appID ?? ""
+            guard apps.contains(where: { $0.appID == appID }) else { throw HTTPError(404, code: "unknown_app", message: "no app with id \(appID)") }
+        }
         let after = Int64(req.queryValue("after") ?? "0") ?? -1
         let limit = Int(req.queryValue("limit") ?? "100") ?? -1
         guard after >= 0, (1...Self.maxReplayPerRequest).contains(limit) else {

@@ -69,7 +69,7 @@ public final class Application: Sendable {
         eventPlane = EventPlane(apps: config.tenants.compactMap { t in
             t.pusher.map { PusherAppConfig(tenant: t.id, appID: $0.appID, key: $0.key, secret: $0.secret,
                                            encryptionMasterKey: $0.encryptionMasterKey, maxConnections: $0.maxConnections, webhookURL: $0.webhookURL) }
-        }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id, http: httpClient)
+        }, apiKeys: config.apiKeys, logger: logger, defaultTenant: config.defaultTenant.id, tenants: config.tenants.map(\.id), http: httpClient)
         eventPlane.install(on: router)
         events.subscribe(eventPlane)
         OperationalRoutes.add(to: router, config: config, metrics: metrics, server: server, bridge: mediaBridge, eventPlane: eventPlane,

@@ -147,4 +147,37 @@ struct EventLogTests {
         #expect((out["seqs"] as? [Int]) == Array(1...1000))
         #expect(rig.plane.slowSubscribersDropped.load(ordering: .relaxed) == 0)
     }
+
+    @Test("a tenant without a Pusher app still has its events logged, readable with tenant=")
+    func tenantWithoutApp() async throws {
+        let data = NSTemporaryDirectory() + "patchbay-noapp-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var logger = Logger(label: "test.noapp")
+        logger.logLevel = .critical
+        let app = Application(config: try ConfigLoader.load(environment: ["PATCHBAY_PORT": "0", "PATCHBAY_LOOPS": "1", "PATCHBAY_DATA_DIR": data,
+                                                                          "PATCHBAY_API_KEYS": testAPIKey]), logger: logger)
+        try app.start()
+        for n in 1...3 {
+            app.events.publish(PatchbayEvent(type: "call.stats", tenant: "default", occurredAtMillis: PatchbayEvent.nowMillis(), conversationID: "c9",
+                                             callID: "call_9", data: .object([("n", .int(Int64(n)))])))
+        }
+        let http = HTTPClient(logger: logger)
+        func get(_ query: String) async throws -> (Int, [String: Any]) {
+            let r = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/api/v1/events?\(query)",
+                                                             headers: [("Authorization", "Bearer \(testAPIKey)")]))
+            return (r.status, (try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]) ?? [:])
+        }
+        var found: [Int] = []
+        for _ in 0..<100 {
+            let (_, body) = try await get("tenant=default&channel=private-call-call_9&after=0")
+            found = (body["events"] as? [[String: Any]])?.compactMap { $0["seq"] as? Int } ?? []
+            if found.count == 3 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let unknown = try await get("tenant=nobody&channel=private-call-call_9&after=0")
+        http.shutdown()
+        await app.shutdown()
+        #expect(found == [1, 2, 3])
+        #expect(unknown.0 == 404)
+    }
 }
