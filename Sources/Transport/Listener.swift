@@ -10,7 +10,17 @@ struct Listener {
     let fd: Int32
     let port: Int
 
-    init(host: String, port: Int) throws {
+    /// Checks that `port` is free on `host` with an exclusive bind (no SO_REUSEPORT) and returns it, or for port 0
+    /// a port the kernel picks free. SO_REUSEPORT lets any process of the same user bind a port already in use and
+    /// then shares its connections, so without this a second Patchbay (or a test server that picked port 0) would
+    /// silently take half of another one's traffic instead of failing with "address in use".
+    static func exclusivePort(host: String, port: Int) throws -> Int {
+        let probe = try Listener(host: host, port: port, reusePort: false, listening: false)
+        probe.close()
+        return probe.port
+    }
+
+    init(host: String, port: Int, reusePort: Bool = true, listening: Bool = true) throws {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TransportError("socket() failed: \(String(cString: strerror(errno)))") }
@@ -18,7 +28,7 @@ struct Listener {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
         var bound: Int32
         if v6 {
             var addr = sockaddr_in6()
@@ -39,7 +49,7 @@ struct Listener {
             Glibc.close(fd)
             throw TransportError("cannot listen on \(host):\(port): \(reason)")
         }
-        guard listen(fd, 1024) == 0 else {
+        guard !listening || listen(fd, 1024) == 0 else {
             let reason = String(cString: strerror(errno))
             Glibc.close(fd)
             throw TransportError("listen() failed on \(host):\(port): \(reason)")

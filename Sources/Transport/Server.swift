@@ -110,6 +110,7 @@ public final class Server: Sendable {
         Self.contextCreation.lock()
         defer { Self.contextCreation.unlock() }
         do {
+            port = try Listener.exclusivePort(host: configuration.host, port: port)
             for loop in loops {
                 let bound = try loop.createContext(port: port)
                 if port == 0 { port = bound }

