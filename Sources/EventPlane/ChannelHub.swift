@@ -2,7 +2,8 @@
 // API for publishers; Patchbay's own events are published to their channels. Connections live on the event loops
 // that accepted them (`PusherConnection`, loop-owned); the channel registry below is shared by all loops behind one
 // lock, held only to read or change membership, never while sending: a publish takes a snapshot, then hands each
-// loop its subscribers through the loop's mailbox (one hop per loop, not per subscriber).
+// loop its subscribers through the loop's mailbox (one hop per loop, not per subscriber) into that loop's FIFO
+// fan-out queue, which delivers 256 per turn of the loop so a big fan-out never holds a loop that also carries calls.
 import Foundation
 import Synchronization
 import Transport
@@ -99,7 +100,8 @@ final class ChannelHub: Sendable {
         }
     }
 
-    /// Sends `text` to every subscriber of `channel` except `excluding`, one mailbox hop per loop. `seq` is the
+    /// Sends `text` to every subscriber of `channel` except `excluding`, one mailbox hop per loop (then the loop's
+    /// FanoutQueue). `seq` is the
     /// event's place in the channel's log (nil for protocol events such as member_added). `cachedAt`: a published
     /// event (not a protocol or client event), remembered by cache channels.
     func publish(app: String, channel: String, text: String, excluding: String? = nil, seq: Int64? = nil, cachedAt: Double? = nil) {
