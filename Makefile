@@ -51,9 +51,10 @@ run: release
 	.build/release/patchbay serve
 
 # One test at a time: many tests run a whole gateway in the test process, whose async work (HTTP handlers, store
-# reads, agent legs) shares Swift's cooperative pool (one thread per core: two here) with every other test. Run in
-# parallel, a test that blocks a pool thread (a process, a Python peer) starved the gateways of the others and made
-# time-bound tests fail at random. `swift test` alone still runs them in parallel (faster, for local work).
+# reads, agent legs) shares one thread pool (as wide as the cores: two here) with every other test, and several tests
+# measure a call or a peer against a deadline. Run in parallel, tests that waited for their Python peers on that pool
+# starved the gateways the peers were talking to (fixed: TestSupport waits on threads of its own, and `swift test`
+# in parallel, 17 s, now passes too), and a loaded machine still moves the deadlines. Serial: 75 s, for CI.
 test: test-deps
 	swift build --build-tests
 	PATCHBAY_TEST_PYTHON=$(CURDIR)/$(PYTHON) swift test --skip-build --no-parallel

@@ -24,6 +24,16 @@ public struct RunResult: Sendable {
     public var stderr: String
 }
 
+/// Runs `body` on a thread of its own. Blocking waits (a pipe, a child process, a socket) go here, never on
+/// Dispatch's global queue: Swift's concurrency runs on that same pool (as wide as the cores, two here), so two
+/// tests waiting for their Python peers there starved the gateways those peers were talking to, until the peers
+/// timed out.
+public func onOwnThread(_ body: @escaping @Sendable () -> Void) {
+    let t = Thread { body() }
+    t.stackSize = 1 << 20
+    t.start()
+}
+
 /// Runs `executable` with a time limit (killed past it) and returns its exit status and output.
 public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                        timeoutSeconds: Double = 30) throws -> RunResult {
@@ -39,7 +49,8 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
     let outData = Mutexed(Data()), errData = Mutexed(Data())
     let group = DispatchGroup()
     for (pipe, sink) in [(out, outData), (err, errData)] {
-        DispatchQueue.global().async(group: group) { sink.set(pipe.fileHandleForReading.readDataToEndOfFile()) }
+        group.enter()
+        onOwnThread { sink.set(pipe.fileHandleForReading.readDataToEndOfFile()); group.leave() }
     }
     let deadline = Date().addingTimeInterval(timeoutSeconds)
     while p.isRunning && Date() < deadline { usleep(10_000) }
@@ -108,11 +119,11 @@ public func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bo
     return condition()
 }
 
-/// Runs a program on a Dispatch thread (not the cooperative pool) and returns its result.
+/// Runs a program on a thread of its own (not the cooperative pool) and returns its result.
 public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                        timeoutSeconds: Double = 30) async throws -> RunResult {
     try await withCheckedThrowingContinuation { k in
-        DispatchQueue.global().async {
+        onOwnThread {
             do { k.resume(returning: try runProgram(executable, arguments, environment: environment, timeoutSeconds: timeoutSeconds)) } catch {
                 k.resume(throwing: error)
             }
@@ -126,10 +137,10 @@ public func waitForExit(_ process: Process, seconds: Double = 30) async -> Bool 
     await eventually(seconds: seconds) { !process.isRunning }
 }
 
-/// Reads `handle` on a Dispatch thread until `marker` has arrived or the pipe ends; what was read.
+/// Reads `handle` on a thread of its own until `marker` has arrived or the pipe ends; what was read.
 public func readUntil(_ handle: FileHandle, _ marker: String) async -> Data {
     await withCheckedContinuation { k in
-        DispatchQueue.global().async {
+        onOwnThread {
             var buffer = Data()
             while !String(decoding: buffer, as: UTF8.self).contains(marker) {
                 let chunk = handle.availableData

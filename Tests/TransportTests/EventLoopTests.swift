@@ -138,7 +138,7 @@ struct EventLoopTests {
         // Task.sleep while other tests hold the pool's threads.
         let slow = Task {
             try await withCheckedThrowingContinuation { (k: CheckedContinuation<String, any Error>) in
-                DispatchQueue.global().async { k.resume(with: Result { try Support.raw(port: port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") }) }
+                onOwnThread { k.resume(with: Result { try Support.raw(port: port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n") }) }
             }
         }
         #expect(await Support.eventually { server.inFlightRequests.load(ordering: .relaxed) == 1 })
