@@ -166,7 +166,7 @@ final class PusherConnection: WebSocketHandler {
     /// events wait behind the replay.
     func deliver(_ text: String, channel: String? = nil, seq: Int64? = nil) {
         guard let connection, !closed else { return }
-        if let channel, let seq, let lastSeq = replaying[channel].map({ $0.lastSeq }) {
+        if !replaying.isEmpty, let channel, let seq, let lastSeq = replaying[channel].map({ $0.lastSeq }) {
             // Mutated in place: a copy of the Replay would copy its arrays on every append.
             if let last = lastSeq {
                 if seq > last { replaying[channel]!.pending.append(text) }
@@ -319,7 +319,7 @@ final class PusherConnection: WebSocketHandler {
         pumpReplay(channel)
     }
 
-    /// Sends what a replay has pending while the connection's queue is short; comes back every 5 ms until done.
+    /// Sends what a replay has pending while the connection's queue is short; goes on when the queue has drained.
     func pumpReplay(_ channel: String) {
         guard var r = replaying[channel], let connection, !closed else { return }
         let highWater = min(Self.replayQueueHighWater, connection.queueLimit / 2)
@@ -336,8 +336,11 @@ final class PusherConnection: WebSocketHandler {
             replaying[channel] = nil
             return
         }
-        replaying[channel] = r
-        loop.scheduleTimer(at: EventLoop.monotonicNanos() + 5_000_000) { [weak self] in self?.pumpReplay(channel) }
+        replaying[channel] = r // the queue holds `highWater` messages: webSocketQueueDrained comes back here
+    }
+
+    func webSocketQueueDrained(_ connection: WebSocketConnection) {
+        for (channel, r) in replaying where r.lastSeq != nil { pumpReplay(channel) }
     }
 
     func unsubscribe(_ channel: String) {

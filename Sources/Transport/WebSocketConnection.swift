@@ -124,7 +124,11 @@ public final class WebSocketConnection {
                 write(wsi, UnsafeRawBufferPointer(rebasing: raw[1...]), raw[0] == 1 ? LWS_WRITE_BINARY : LWS_WRITE_TEXT)
             }
             if !ok { return -1 }
-            if queuedMessages > 0 || pendingClose != nil { lws_callback_on_writable(wsi) }
+            if queuedMessages > 0 || pendingClose != nil {
+                lws_callback_on_writable(wsi)
+            } else {
+                handler?.webSocketQueueDrained(self)
+            }
             return 0
         }
         if let (code, reason) = pendingClose {

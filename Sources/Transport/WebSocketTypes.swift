@@ -73,8 +73,12 @@ public protocol WebSocketHandler: AnyObject {
     /// A message over `maxMessageBytes` is arriving: the connection closes with 1009 right after this returns, and
     /// a last message sent here (a protocol's own error) goes out before the close. Optional.
     func webSocketMessageTooLarge(_ connection: WebSocketConnection)
+    /// The messages that had to queue while the socket was choked have all been written: a sender that paused for
+    /// room (a replay) can go on. Optional.
+    func webSocketQueueDrained(_ connection: WebSocketConnection)
 }
 
 extension WebSocketHandler {
     public func webSocketMessageTooLarge(_ connection: WebSocketConnection) {}
+    public func webSocketQueueDrained(_ connection: WebSocketConnection) {}
 }
