@@ -62,13 +62,12 @@ struct EventLogTests {
         for n in 1...5 { app.events.publish(event(n)) }
         // The client saw up to 2, reconnects asking for the rest; one more event is published during its replay.
         let script = """
-        import asyncio, hashlib, hmac, json, sys, websockets
+        import asyncio, json, sys
+        from peers import connect, subscribe
         async def main():
-            async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7") as ws:
-                sid = json.loads(json.loads(await ws.recv())["data"])["socket_id"]
-                ch = "private-call-call_1"
-                auth = "pbkey123:" + hmac.new(b"pbsecret456", f"{sid}:{ch}".encode(), hashlib.sha256).hexdigest()
-                await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": ch, "auth": auth, "patchbay_after": 2}}))
+            ws, sid = await connect(sys.argv[1])
+            async with ws:
+                await subscribe(ws, sid, "private-call-call_1", patchbay_after=2)
                 seen = []
                 while True:
                     m = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -120,13 +119,12 @@ struct EventLogTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         let script = """
-        import asyncio, hashlib, hmac, json, sys, websockets
+        import asyncio, json, sys
+        from peers import connect, subscribe
         async def main():
-            async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7", max_size=None) as ws:
-                sid = json.loads(json.loads(await ws.recv())["data"])["socket_id"]
-                ch = "private-tenant-acme"
-                auth = "pbkey123:" + hmac.new(b"pbsecret456", f"{sid}:{ch}".encode(), hashlib.sha256).hexdigest()
-                await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": ch, "auth": auth, "patchbay_after": 0}}))
+            ws, sid = await connect(sys.argv[1], max_size=None)
+            async with ws:
+                await subscribe(ws, sid, "private-tenant-acme", patchbay_after=0)
                 seqs = []
                 while True:
                     m = json.loads(await asyncio.wait_for(ws.recv(), 10))

@@ -83,15 +83,12 @@ struct PusherAPITests {
         let port = rig.server.port
         // Two raw Python clients: one reads, one never reads after subscribing.
         let script = """
-        import asyncio, hashlib, hmac, json, sys, websockets
+        import asyncio, json, sys, websockets
+        from peers import connect, subscribe
         async def client(read):
             # The slow one really stops reading: a one-message queue pauses reading from the socket.
-            ws = await websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/app/pbkey123?protocol=7", max_queue=None if read else 1,
-                                          ping_interval=None, max_size=None)
-            socket_id = json.loads(json.loads(await ws.recv())["data"])["socket_id"]
-            channel = "private-tenant-acme"
-            auth = "pbkey123:" + hmac.new(b"pbsecret456", f"{socket_id}:{channel}".encode(), hashlib.sha256).hexdigest()
-            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+            ws, sid = await connect(sys.argv[1], max_queue=None if read else 1, ping_interval=None, max_size=None)
+            await subscribe(ws, sid, "private-tenant-acme")
             await ws.recv()
             return ws
         async def main():
@@ -121,6 +118,7 @@ struct PusherAPITests {
         let peer = Process()
         peer.executableURL = URL(fileURLWithPath: testPython)
         peer.arguments = ["-c", script, String(port), String(total)]
+        peer.environment = pythonEnvironment
         let pipe = Pipe()
         peer.standardOutput = pipe
         try peer.run()

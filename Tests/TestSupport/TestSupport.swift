@@ -60,9 +60,16 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
                      stderr: String(decoding: errData.get(), as: UTF8.self))
 }
 
-/// Runs a Python snippet with the test interpreter.
+/// Runs a Python snippet with the test interpreter; `Tests/python` is on its path (`from peers import ...`).
 public func runPython(_ script: String, _ arguments: [String] = [], timeoutSeconds: Double = 30) throws -> RunResult {
-    try runProgram(testPython, ["-c", script] + arguments, timeoutSeconds: timeoutSeconds)
+    try runProgram(testPython, ["-c", script] + arguments, environment: pythonEnvironment, timeoutSeconds: timeoutSeconds)
+}
+
+/// The environment inline Python scripts run with: this process's, plus `Tests/python` on PYTHONPATH.
+public var pythonEnvironment: [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env["PYTHONPATH"] = repositoryRoot.appendingPathComponent("Tests/python").path
+    return env
 }
 
 /// Polls `condition` every 5 ms for up to `seconds`; true as soon as it holds.
@@ -154,5 +161,5 @@ public func readUntil(_ handle: FileHandle, _ marker: String) async -> Data {
 
 /// Runs a Python snippet with the test interpreter, off the cooperative pool.
 public func runPython(_ script: String, _ arguments: [String] = [], timeoutSeconds: Double = 30) async throws -> RunResult {
-    try await runProgram(testPython, ["-c", script] + arguments, timeoutSeconds: timeoutSeconds)
+    try await runProgram(testPython, ["-c", script] + arguments, environment: pythonEnvironment, timeoutSeconds: timeoutSeconds)
 }

@@ -129,14 +129,14 @@ async def main():
     user_data = json.dumps({"id": "agent-9"})
     status, body = post("/pusher/user-auth", "socket_id=1234.5678&user_data=" + urllib.parse.quote(user_data), api_key)
     out["user_auth"] = [status, body == api.authenticate_user("1234.5678", {"id": "agent-9"})]
-    # A multi-channel publish that includes an encrypted channel is refused.
+    # A multi-channel publish that includes an encrypted channel is refused by Patchbay (sent through the library's
+    # signer directly: its trigger() may refuse such a call before sending it).
     try:
-        api.trigger(["private-encrypted-ops", "public-x"], "x", "{}")
+        client.http.send_request(Request(client, "POST", f"/apps/{app_id}/events",
+                                         {"name": "x", "channels": ["private-encrypted-ops", "public-x"], "data": "{}"}))
         out["encrypted_multi"] = "accepted"
     except pusher.errors.PusherBadRequest:
         out["encrypted_multi"] = 400
-    except ValueError:  # the library may refuse it itself first
-        out["encrypted_multi"] = "client refused"
 
     # Dashboard tokens: issued with the API key; the token's user fixes presence channel_data and sign-in user_data.
     status, issued = post("/api/v1/auth-tokens", json.dumps({"user_id": "agent-3", "user_info": {"name": "Eva"}, "ttl_seconds": 600}),

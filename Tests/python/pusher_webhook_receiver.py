@@ -7,6 +7,7 @@ requests, then 200; appends one JSON line per request to OUT_FILE: {"status", "v
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pusher
+from peers import answer
 
 port, app_id, key, secret, fail_first, out_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 client = pusher.Pusher(app_id=app_id, key=key, secret=secret)
@@ -22,10 +23,7 @@ class Handler(BaseHTTPRequestHandler):
         status = 500 if count <= fail_first else 200
         with open(out_path, "a") as f:
             f.write(json.dumps({"status": status, "valid": parsed is not None, "events": json.loads(body).get("events", [])}) + "\n")
-        self.send_response(status)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
+        answer(self, status)
 
     def log_message(self, *args):
         pass

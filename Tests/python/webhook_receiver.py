@@ -9,6 +9,7 @@ killed.
 import json, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
+from peers import answer
 
 port, secret, fail_first, out_path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 delay = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
@@ -34,10 +35,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         with open(out_path, "a") as f:
             f.write(json.dumps({"id": wid, "type": payload.get("type"), "valid": valid, "status": status, "attempt": seen[wid]}) + "\n")
-        self.send_response(status)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
+        answer(self, status)
 
     def log_message(self, *args):
         pass
